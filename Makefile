@@ -1,0 +1,132 @@
+# rmsg - reliable messages and at-most-once RPC over UDP.
+#
+#   make            library (static and shared), examples and tools in build/
+#   make test       build and run the CUnit suites (installs CUnit if root)
+#   make check      clean sanitizer build (ASan + UBSan) and the whole suite
+#   make demo       the demonstration over an injected lossy network
+#   make install    headers, libraries and rmsg.pc under $(DESTDIR)$(PREFIX)
+#   make uninstall  removes what install put there
+#   make format     applies .clang-format to every C file
+#   make clean      removes build/
+#
+# CC, CFLAGS, LDFLAGS, PREFIX and DESTDIR may be overridden.  Dependency and
+# position-independence flags live in their own variables so that overriding
+# CFLAGS never loses them.
+
+CC      ?= cc
+CFLAGS  ?= -std=c11 -Wall -Wextra -Werror -O2 -g
+LDFLAGS ?=
+PREFIX  ?= /usr/local
+BUILD   ?= build
+
+DEPFLAGS = -MMD -MP
+PICFLAGS = -fPIC
+INCLUDES = -I. -Ilib -Itests
+LDLIBS   = -lpthread
+
+VERSION = 0.1.0
+
+# The library: the three public layers and their internal helpers.
+LIB_SRCS = udp.c rmsg.c rmsg_endpoint.c lib/crc32c.c lib/siphash.c lib/wire.c
+LIB_HDRS = udp.h rmsg.h
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+
+EXAMPLES = udp_client udp_server rmsg_client rmsg_server
+TOOLS    =
+TEST_SRCS = tests/run.c tests/test_udp.c tests/test_crc32c.c tests/test_wire.c \
+            tests/simlink.c tests/test_rmsg_sim.c tests/test_rmsg.c
+TEST_OBJS = $(TEST_SRCS:%.c=$(BUILD)/%.o)
+
+STATIC = $(BUILD)/librmsg.a
+SHARED = $(BUILD)/librmsg.so
+EXAMPLE_BINS = $(EXAMPLES:%=$(BUILD)/examples/%)
+TOOL_BINS    = $(TOOLS:%=$(BUILD)/tools/%)
+TEST_BIN     = $(BUILD)/tests/run
+
+.PHONY: all test check demo install uninstall format clean cunit
+
+all: $(STATIC) $(SHARED) $(EXAMPLE_BINS) $(TOOL_BINS)
+
+# ---------------------------------------------------------------------------
+# Compiling and linking
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PICFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,librmsg.so -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(STATIC)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tools/%.o $(STATIC)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS) -lm
+
+$(TEST_BIN): $(TEST_OBJS) $(STATIC) | cunit
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(STATIC) -lcunit $(LDLIBS) -lm
+
+# The test objects need CUnit's headers before they compile.
+$(TEST_OBJS): | cunit
+
+# ---------------------------------------------------------------------------
+# Tests
+
+# Installs CUnit when it is missing and we are root; otherwise says how.
+cunit:
+	@sh tests/need-cunit.sh "$(CC)"
+
+# Runs every suite; the runner's exit status counts failed assertions.
+test: all $(TEST_BIN)
+	RMSG_BUILD=$(BUILD) $(TEST_BIN)
+
+# A clean build under AddressSanitizer and UndefinedBehaviorSanitizer.
+SAN_FLAGS = -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \
+            -fsanitize=address,undefined -fno-sanitize-recover=all
+check:
+	rm -rf $(BUILD)/san
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/san CFLAGS="$(SAN_FLAGS)" \
+	    LDFLAGS="-fsanitize=address,undefined" test
+
+demo: all
+	sh examples/demo.sh $(BUILD)
+
+# ---------------------------------------------------------------------------
+# Installing
+
+LIBDIR = $(PREFIX)/lib
+INCDIR = $(PREFIX)/include
+PCDIR  = $(LIBDIR)/pkgconfig
+
+$(BUILD)/rmsg.pc: rmsg.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    rmsg.pc.in > $@
+
+install: $(STATIC) $(SHARED) $(BUILD)/rmsg.pc
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR)
+	install -m 644 $(LIB_HDRS) $(DESTDIR)$(INCDIR)
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)
+	install -m 644 $(BUILD)/rmsg.pc $(DESTDIR)$(PCDIR)
+
+uninstall:
+	rm -f $(LIB_HDRS:%=$(DESTDIR)$(INCDIR)/%)
+	rm -f $(DESTDIR)$(LIBDIR)/librmsg.a $(DESTDIR)$(LIBDIR)/librmsg.so
+	rm -f $(DESTDIR)$(PCDIR)/rmsg.pc
+
+# ---------------------------------------------------------------------------
+# Housekeeping
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) \
+         $(EXAMPLES:%=$(BUILD)/examples/%.d) $(TOOLS:%=$(BUILD)/tools/%.d)

@@ -1,0 +1,160 @@
+/*
+ * wire.h - rmsg's datagram format: encoding and decoding, field by field.
+ *
+ * This is the one authoritative description of the format; README.md links
+ * here.  Every field is in network byte order (big-endian) and is written and
+ * read through the bounds-checked cursor helpers in wire.c: no struct is ever
+ * cast over a buffer.
+ *
+ * Every datagram starts with the common header (32 bytes):
+ *
+ *     0                   1                   2                   3
+ *     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *    +---------------+---------------+---------------+---------------+
+ *  0 |    version    |     type      |     flags     |     nsack     |
+ *    +---------------+---------------+---------------+---------------+
+ *  4 |                    source connection id                       |
+ *    +---------------------------------------------------------------+
+ *  8 |                 destination connection id                     |
+ *    +---------------------------------------------------------------+
+ * 12 |                           CRC-32C                             |
+ *    +---------------------------------------------------------------+
+ * 16 |                    cumulative acknowledgment                  |
+ *    +---------------------------------------------------------------+
+ * 20 |                    receive window (fragments)                 |
+ *    +---------------------------------------------------------------+
+ * 24 |                    acknowledgment delay (us)                  |
+ *    +---------------------------------------------------------------+
+ * 28 |                  largest message accepted (bytes)             |
+ *    +---------------------------------------------------------------+
+ * 32 |  nsack selective-acknowledgment blocks, 8 bytes each:         |
+ *    |  first sequence (4), one past the last sequence (4)           |
+ *    +---------------------------------------------------------------+
+ *    |  the body of the type (below)                                 |
+ *
+ * | field     | meaning                                                    |
+ * |-----------|------------------------------------------------------------|
+ * | version   | 1.  Anything else is counted as malformed and dropped.     |
+ * | type      | 1 DATA, 2 ACK, 3 CHALLENGE, 4 ECHO, 5 RESET.               |
+ * | flags     | bit 0 ACK: the four acknowledgment fields are valid.  The  |
+ * |           | other bits must be zero.                                   |
+ * | nsack     | number of SACK blocks, at most WIRE_MAX_SACK.              |
+ * | src cid   | the sender's random id for this peer relation, chosen when |
+ * |           | the relation is created (never 0).  It is also the first   |
+ * |           | sequence number the sender uses toward this peer.          |
+ * | dst cid   | the receiver's id as the sender knows it, 0 if not known.  |
+ * | CRC-32C   | over the whole datagram, computed with this field zero.    |
+ * | ack       | every fragment with a sequence number below this one has   |
+ * |           | arrived (sequence comparisons are modulo 2^32).            |
+ * | window    | how many fragments from `ack` on the receiver can buffer.  |
+ * | ack delay | microseconds between the arrival that this acknowledgment  |
+ * |           | reports and its sending; the peer subtracts it from its    |
+ * |           | round-trip sample.                                         |
+ * | max msg   | the largest message, in bytes, the sender will accept.     |
+ * | SACK      | ranges [first, end) of fragments received above `ack`.     |
+ *
+ * DATA body (14 bytes, then the payload):
+ *
+ * | field       | size | meaning                                          |
+ * |-------------|------|--------------------------------------------------|
+ * | seq         | 4    | this fragment's sequence number                  |
+ * | msg len     | 4    | length of the whole message in bytes             |
+ * | frag off    | 4    | offset of this payload within the message        |
+ * | payload len | 2    | bytes of payload that follow; must equal the     |
+ * |             |      | rest of the datagram exactly                     |
+ *
+ * A message's fragments have consecutive sequence numbers, the first has
+ * offset 0, and offset + payload len never exceeds msg len; a zero-length
+ * message is one fragment with msg len 0.  The receiver checks all of this.
+ *
+ * ACK and RESET bodies: empty.  A RESET says "I have no relation with the
+ * id in dst cid": the receiver drops that relation and starts afresh.
+ * CHALLENGE and ECHO bodies: an 8-byte cookie.  A CHALLENGE asks the
+ * relation named by dst cid to prove it is alive at this address by echoing
+ * the cookie in an ECHO; see "Relations" in rmsg.c.
+ */
+#ifndef RMSG_WIRE_H
+#define RMSG_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_VERSION      1
+#define WIRE_HEADER_BYTES 32
+#define WIRE_SACK_BYTES   8
+#define WIRE_DATA_BYTES   14
+#define WIRE_COOKIE_BYTES 8
+#define WIRE_MAX_SACK     32
+#define WIRE_MAX_DATAGRAM 65507 /* largest UDP payload over IPv4 */
+
+enum wire_type {
+    WIRE_DATA = 1,
+    WIRE_ACK = 2,
+    WIRE_CHALLENGE = 3,
+    WIRE_ECHO = 4,
+    WIRE_RESET = 5,
+};
+
+#define WIRE_FLAG_ACK 0x01u
+
+/* One selective-acknowledgment block: fragments [first, end) arrived. */
+struct wire_sack {
+    uint32_t first;
+    uint32_t end;
+};
+
+/* A datagram, decoded.  For DATA, payload points into the decoded buffer. */
+struct wire_packet {
+    uint8_t type;
+    uint8_t flags;
+    uint8_t nsack;
+    uint32_t src_cid;
+    uint32_t dst_cid;
+    uint32_t ack;
+    uint32_t window;
+    uint32_t ack_delay_us;
+    uint32_t max_msg;
+    struct wire_sack sack[WIRE_MAX_SACK];
+    /* DATA */
+    uint32_t seq;
+    uint32_t msg_len;
+    uint32_t frag_off;
+    uint16_t payload_len;
+    const uint8_t *payload;
+    /* CHALLENGE, ECHO */
+    uint64_t cookie;
+};
+
+/* Why a datagram was refused. */
+enum wire_error {
+    WIRE_OK = 0,
+    WIRE_ERR_SHORT = -1,    /* shorter than its header says */
+    WIRE_ERR_VERSION = -2,  /* unknown version */
+    WIRE_ERR_CHECKSUM = -3, /* CRC mismatch: corrupted in transit */
+    WIRE_ERR_FORMAT = -4,   /* bad type, flags, counts or lengths */
+};
+
+/* Bytes a datagram of this type with nsack blocks and payload takes. */
+size_t wire_size(const struct wire_packet *p);
+
+/* Encodes *p (with p->payload_len bytes of p->payload for DATA) into buf and
+ * fills in the CRC.  Returns the datagram's length, or 0 when cap is too
+ * small or a count is out of range (nothing useful is left in buf). */
+size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap);
+
+/* Checks and decodes a datagram of len bytes.  Every length is checked before
+ * the bytes it covers are read; nothing is allocated.  Returns WIRE_OK or a
+ * wire_error; on error *p is unspecified. */
+int wire_decode(const uint8_t *buf, size_t len, struct wire_packet *p);
+
+/* True when a comes before b in sequence space (modulo 2^32, RFC 1982). */
+static inline int seq_lt(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+static inline int seq_le(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) <= 0;
+}
+
+#endif

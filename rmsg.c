@@ -1,0 +1,1599 @@
+/*
+ * rmsg.c - the reliable-message protocol core (sans I/O).
+ *
+ * This file is the protocol and nothing else: it never reads a clock and
+ * never touches a socket.  rmsg_core_input takes a datagram, rmsg_core_output
+ * produces the next datagram to send, time comes in as a parameter, and
+ * rmsg_core_next says when to call again.  rmsg_endpoint.c runs it over a
+ * socket; the tests run it over a simulated link.
+ *
+ * How a message travels
+ *   A message is cut into fragments that fit one datagram.  Each fragment
+ *   gets the next sequence number of its peer relation (32 bits, compared
+ *   modulo 2^32) and carries the message length and its own offset, so the
+ *   receiver can check that consecutive fragments really continue the same
+ *   message.  The receiver places fragments by sequence number: the next
+ *   expected one is appended to the message being reassembled, later ones
+ *   wait in an out-of-order buffer, earlier ones are duplicates (acknowledged
+ *   again, never delivered twice).  A message is delivered, as one buffer,
+ *   when its last byte has arrived in order.
+ *
+ * Acknowledgments
+ *   Every datagram to a peer carries a cumulative acknowledgment (all
+ *   fragments below it arrived), the receive window and, when fragments
+ *   arrived out of order, selective-acknowledgment (SACK) blocks.  A lone
+ *   acknowledgment waits up to ack_delay_us for data going the other way to
+ *   ride on (so a request and its reply cost two datagrams), except when
+ *   fragments arrive out of order or several arrive at once: then it leaves
+ *   at the end of the batch.
+ *
+ * Retransmission
+ *   The sender keeps each unacknowledged fragment (a reference into its copy
+ *   of the message).  Round-trip samples give SRTT, RTTVAR and RTO as RFC
+ *   6298 says, never from a retransmitted fragment (Karn's rule), with the
+ *   acknowledgment delay the peer reports subtracted.  Loss is found two
+ *   ways: a fragment sent before one that has since been acknowledged, and
+ *   outstanding for longer than a round trip plus a quarter, is lost (RACK,
+ *   RFC 8985, which also finds lost retransmissions); and when the
+ *   retransmission timer expires the oldest fragment is sent again and the
+ *   timer doubles, up to rto_max_us.
+ *
+ * Flow control
+ *   The receiver advertises how many more fragments it can hold: its
+ *   configured window, less what out-of-order fragments and messages the
+ *   application has not read yet take from recv_buffer.  The sender never
+ *   sends beyond it; while it is zero the sender probes with one fragment per
+ *   retransmission timeout.
+ *
+ * Relations
+ *   Each side gives every peer relation a random id (cid), which is also
+ *   where its sequence numbers start; datagrams carry the sender's cid and
+ *   the receiver's as the sender knows it (0: not yet known).  Datagrams for
+ *   a relation the receiver no longer has are answered with RESET, which
+ *   makes the sender fail what it had outstanding (-ECONNRESET) and start a
+ *   new relation: that is how a restarted peer is noticed.  A datagram that
+ *   announces a new relation from an address that already has one may be a
+ *   restart or a stale datagram: the receiver sends a CHALLENGE with a keyed
+ *   cookie and only an ECHO of that cookie, which only a live peer can send,
+ *   replaces the old relation.
+ *
+ * Deadlines
+ *   A message not acknowledged by its deadline fails with -ETIMEDOUT.  If
+ *   none of its fragments had been sent it simply leaves the queue;
+ *   otherwise the relation is reset and everything queued for the peer
+ *   fails, since the stream cannot continue past a hole.
+ *
+ * Costs admitted: timers and output scan the peer list (O(peers)); loss
+ * detection scans the window under loss (O(window)).  A heap and a
+ * time-ordered list would fix both when they matter.
+ */
+#include "rmsg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "siphash.h"
+#include "wire.h"
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A message being sent.  It lives until it is acknowledged or failed and
+ * no fragment in the send window refers to it. */
+struct msg {
+    struct msg *next;
+    uint64_t id;
+    uint8_t *data;
+    uint32_t len;
+    uint32_t cut;     /* bytes already cut into fragments */
+    uint32_t unacked; /* fragments cut and not yet acknowledged */
+    int all_cut;      /* every fragment has a sequence number */
+    int failed;       /* reported failed; kept for fragments in flight */
+    int flags;
+    rmsg_time deadline;
+};
+
+/* A fragment in the send window, indexed by sequence number. */
+struct frag {
+    struct msg *msg;
+    uint32_t off;
+    uint16_t len;
+    uint8_t tx;     /* times transmitted */
+    uint8_t sacked; /* reported received out of order */
+    uint8_t lost;   /* declared lost, waiting to be sent again */
+    rmsg_time sent;
+    uint64_t order; /* transmission order, for RACK */
+};
+
+/* A fragment waiting in the receiver's out-of-order buffer. */
+struct held {
+    uint8_t *payload; /* NULL: slot empty */
+    uint32_t msg_len, off;
+    uint16_t len;
+};
+
+/* A whole message waiting for the application. */
+struct delivery {
+    struct delivery *next;
+    struct peer *peer; /* NULL once the relation is gone */
+    struct udp_addr from;
+    uint8_t *data;
+    size_t len;
+};
+
+/* A queued failure or notification. */
+struct event {
+    struct event *next;
+    struct rmsg_event ev;
+};
+
+struct peer {
+    struct peer *next;      /* all peers */
+    struct peer *hash_next; /* same hash bucket */
+    struct udp_addr addr;
+    uint32_t my_cid, peer_cid; /* peer_cid 0: not known yet */
+    rmsg_time last_heard;
+
+    /* Sending. */
+    struct msg *sendq, *sendq_tail; /* not yet acknowledged or failed */
+    struct msg *cutting;            /* first message not wholly cut */
+    size_t queued_bytes;            /* bytes of messages in sendq */
+    rmsg_time deadline_next;        /* earliest deadline in sendq */
+    uint32_t lost_hint;             /* no lost fragment below this */
+    rmsg_time rack_at;              /* RACK reordering timer */
+    uint32_t adv_wnd;               /* window last advertised */
+    uint32_t unacked_frags;         /* arrived since our last ack */
+    struct frag *sw;                /* ring of sw_cap fragment slots */
+    uint32_t sw_cap;
+    uint32_t snd_una, snd_nxt; /* oldest unacknowledged, next new */
+    uint32_t peer_wnd;         /* fragments past snd_una the peer accepts */
+    uint32_t peer_max_msg;     /* 0: not known yet */
+    uint32_t lost;             /* fragments marked lost */
+    uint32_t cwnd;             /* fragments allowed in flight */
+    uint64_t tx_order, rack_order;
+    rmsg_time rack_sent;
+    uint32_t srtt, rttvar, rto, min_rtt; /* microseconds */
+    int have_rtt;
+    int backoff; /* consecutive timer expiries */
+    rmsg_time rto_at, probe_at;
+
+    /* Receiving. */
+    uint32_t rcv_nxt;
+    struct held *rw; /* ring of rw_cap slots from rcv_nxt */
+    uint32_t rw_cap, held_count;
+    size_t held_bytes, unread_bytes;
+    uint8_t *rbuf; /* message being reassembled */
+    uint32_t rlen, rgot, rcap;
+    int reassembling, discarding;
+    int ack_now;         /* send an acknowledgment at the next output */
+    rmsg_time ack_at;    /* delayed acknowledgment due (RMSG_NEVER: none) */
+    rmsg_time ack_since; /* arrival of the oldest unacknowledged fragment */
+
+    /* Control datagrams to send. */
+    int send_reset, send_challenge, send_echo;
+    uint32_t ctl_cid; /* their cid for those */
+    uint64_t echo_cookie;
+
+    struct rmsg_stats st;
+};
+
+struct rmsg_core {
+    struct rmsg_config cfg;
+    uint32_t payload_max; /* bytes of message per fragment */
+    uint64_t rng;
+    uint64_t key[2]; /* cookie key */
+    uint64_t next_id;
+    struct peer *peers;
+    struct peer **buckets;
+    uint32_t nbuckets, npeers;
+    struct delivery *dq, *dq_tail;
+    struct event *evq, *evq_tail;
+    size_t mem; /* reassembly + held + unread bytes, all peers */
+    uint64_t pending;
+    /* Stateless replies (RESET, CHALLENGE to an unknown relation). */
+    struct stateless {
+        struct udp_addr to;
+        uint8_t type;
+        uint32_t cid;
+        uint64_t cookie;
+    } sl[16];
+    int nsl;
+    struct rmsg_stats st; /* endpoint-wide counters */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* splitmix64: the core's deterministic random numbers. */
+static uint64_t next_rand(struct rmsg_core *c)
+{
+    uint64_t z = (c->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t new_cid(struct rmsg_core *c)
+{
+    uint32_t v;
+    do
+        v = (uint32_t)next_rand(c);
+    while (v == 0);
+    return v;
+}
+
+static rmsg_time tmin(rmsg_time a, rmsg_time b)
+{
+    return a < b ? a : b;
+}
+
+/* The comparable parts of an address: family, port, address bytes. */
+static size_t addr_key(const struct udp_addr *a, uint8_t key[20])
+{
+    memset(key, 0, 20);
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)&a->ss;
+        key[0] = 4;
+        memcpy(key + 2, &s->sin_port, 2);
+        memcpy(key + 4, &s->sin_addr, 4);
+        return 8;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&a->ss;
+        key[0] = 6;
+        memcpy(key + 2, &s->sin6_port, 2);
+        memcpy(key + 4, &s->sin6_addr, 16);
+        return 20;
+    }
+    return 0;
+}
+
+static int addr_eq(const struct udp_addr *a, const struct udp_addr *b)
+{
+    uint8_t ka[20], kb[20];
+    size_t n = addr_key(a, ka);
+    return n > 0 && n == addr_key(b, kb) && memcmp(ka, kb, n) == 0;
+}
+
+static uint32_t addr_hash(const struct rmsg_core *c, const struct udp_addr *a)
+{
+    uint8_t k[20];
+    size_t n = addr_key(a, k);
+    return (uint32_t)siphash24(c->key, k, n);
+}
+
+/* The cookie a live peer must echo: a keyed hash of its address and cid. */
+static uint64_t cookie_for(const struct rmsg_core *c, const struct udp_addr *a,
+                           uint32_t cid)
+{
+    uint8_t k[24];
+    size_t n = addr_key(a, k);
+    memcpy(k + n, &cid, 4);
+    return siphash24(c->key, k, n + 4);
+}
+
+/* One trace line, when tracing is on. */
+static void trace(const struct rmsg_core *c, rmsg_time now,
+                  const struct udp_addr *a, const char *fmt, ...)
+{
+    if (c->cfg.trace == NULL)
+        return;
+    char line[256], who[64];
+    int n = snprintf(line, sizeof(line), "%lld.%06lld %s ",
+                     (long long)(now / 1000000), (long long)(now % 1000000),
+                     a ? UDP_AddrString(a, who, sizeof(who)) : "-");
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof(line))
+        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    c->cfg.trace(c->cfg.trace_arg, line);
+}
+
+static void push_event(struct rmsg_core *c, const struct peer *p,
+                       uint64_t id, int error)
+{
+    struct event *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return; /* the outcome is still in the counters */
+    e->ev.id = id;
+    e->ev.peer = p->addr;
+    e->ev.error = error;
+    if (c->evq_tail)
+        c->evq_tail->next = e;
+    else
+        c->evq = e;
+    c->evq_tail = e;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Configuration and life cycle                                              */
+/* ------------------------------------------------------------------------ */
+
+void rmsg_config_default(struct rmsg_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->datagram_max = RMSG_DATAGRAM_DEFAULT;
+    cfg->msg_max = RMSG_MSG_MAX_DEFAULT;
+    cfg->window = RMSG_WINDOW_DEFAULT;
+    cfg->recv_buffer = RMSG_RECV_BUFFER_DEFAULT;
+    cfg->recv_total = RMSG_RECV_TOTAL_DEFAULT;
+    cfg->send_buffer = RMSG_SEND_BUFFER_DEFAULT;
+    cfg->max_peers = RMSG_PEERS_DEFAULT;
+    cfg->rto_min_us = RMSG_RTO_MIN_US;
+    cfg->rto_max_us = RMSG_RTO_MAX_US;
+    cfg->rto_initial_us = RMSG_RTO_INITIAL_US;
+    cfg->ack_delay_us = RMSG_ACK_DELAY_US;
+}
+
+static int config_ok(const struct rmsg_config *k)
+{
+    size_t overhead = WIRE_HEADER_BYTES + WIRE_DATA_BYTES;
+    return k->datagram_max >= overhead + 64 &&
+           k->datagram_max <= WIRE_MAX_DATAGRAM && k->window >= 16 &&
+           k->window <= 65536 && (k->window & (k->window - 1)) == 0 &&
+           k->max_peers >= 1 && k->rto_min_us >= 1 &&
+           k->rto_min_us <= k->rto_max_us &&
+           k->rto_initial_us >= k->rto_min_us &&
+           k->rto_initial_us <= k->rto_max_us &&
+           k->recv_total >= k->recv_buffer && k->recv_buffer >= 65536;
+}
+
+int rmsg_core_new(const struct rmsg_config *cfg, uint64_t seed,
+                  struct rmsg_core **out)
+{
+    struct rmsg_config def;
+    if (cfg == NULL) {
+        rmsg_config_default(&def);
+        cfg = &def;
+    }
+    if (out == NULL || !config_ok(cfg))
+        return -EINVAL;
+    struct rmsg_core *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->cfg = *cfg;
+    c->payload_max =
+        (uint32_t)(cfg->datagram_max - WIRE_HEADER_BYTES - WIRE_DATA_BYTES);
+    if (c->payload_max > UINT16_MAX)
+        c->payload_max = UINT16_MAX;
+    c->rng = seed;
+    c->key[0] = next_rand(c);
+    c->key[1] = next_rand(c);
+    c->nbuckets = 16;
+    while (c->nbuckets < cfg->max_peers * 2)
+        c->nbuckets *= 2;
+    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    if (c->buckets == NULL) {
+        free(c);
+        return -ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+static void peer_free(struct rmsg_core *c, struct peer *p);
+
+void rmsg_core_free(struct rmsg_core *c)
+{
+    if (c == NULL)
+        return;
+    while (c->peers) {
+        struct peer *p = c->peers;
+        c->peers = p->next;
+        peer_free(c, p);
+    }
+    for (struct delivery *d = c->dq, *n; d; d = n) {
+        n = d->next;
+        free(d->data);
+        free(d);
+    }
+    for (struct event *e = c->evq, *n; e; e = n) {
+        n = e->next;
+        free(e);
+    }
+    free(c->buckets);
+    free(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peers                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static struct peer *peer_find(const struct rmsg_core *c,
+                              const struct udp_addr *a)
+{
+    struct peer *p = c->buckets[addr_hash(c, a) & (c->nbuckets - 1)];
+    while (p && !addr_eq(&p->addr, a))
+        p = p->hash_next;
+    return p;
+}
+
+/* Starts (or restarts) the relation's streams: a fresh cid, sequence
+ * numbers from it, nothing known about the peer. */
+static void relation_start(struct rmsg_core *c, struct peer *p)
+{
+    p->my_cid = new_cid(c);
+    p->peer_cid = 0;
+    p->snd_una = p->snd_nxt = p->my_cid;
+    p->peer_wnd = 16; /* until the peer says otherwise */
+    p->peer_max_msg = 0;
+    p->cwnd = 64;
+    p->lost = 0;
+    p->have_rtt = 0;
+    p->rto = c->cfg.rto_initial_us;
+    p->backoff = 0;
+    p->rto_at = p->probe_at = RMSG_NEVER;
+    p->ack_at = RMSG_NEVER;
+    p->ack_now = 0;
+    p->rack_at = RMSG_NEVER;
+    p->deadline_next = RMSG_NEVER;
+    p->tx_order = p->rack_order = 0;
+    p->lost_hint = p->snd_una;
+    p->rcv_nxt = 0;
+    p->unacked_frags = 0;
+    p->adv_wnd = 0;
+}
+
+/* A new peer with an empty relation, or NULL when the table is full or
+ * memory is short (counted as refused). */
+static struct peer *peer_new(struct rmsg_core *c, const struct udp_addr *a,
+                             rmsg_time now)
+{
+    if (c->npeers >= c->cfg.max_peers || addr_key(a, (uint8_t[20]){0}) == 0) {
+        c->st.refused++;
+        return NULL;
+    }
+    struct peer *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        c->st.refused++;
+        return NULL;
+    }
+    p->addr = *a;
+    p->last_heard = now;
+    relation_start(c, p);
+    uint32_t b = addr_hash(c, a) & (c->nbuckets - 1);
+    p->hash_next = c->buckets[b];
+    c->buckets[b] = p;
+    p->next = c->peers;
+    c->peers = p;
+    c->npeers++;
+    return p;
+}
+
+/* Fails every message queued for the peer and drops both streams' state;
+ * the peer structure itself stays. */
+static void relation_clear(struct rmsg_core *c, struct peer *p, int error)
+{
+    for (struct msg *m = p->sendq, *n; m; m = n) {
+        n = m->next;
+        if (!m->failed) {
+            push_event(c, p, m->id, error);
+            p->st.messages_failed++;
+            c->st.messages_failed++;
+            c->pending--;
+        }
+    }
+    /* Failed messages kept only for their fragments in flight ("zombies")
+     * are freed with their last fragment; queued ones right after. */
+    for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
+        struct frag *f = &p->sw[s & (p->sw_cap - 1)];
+        struct msg *m = f->msg;
+        f->msg = NULL;
+        if (m && --m->unacked == 0 && m->failed) {
+            free(m->data);
+            free(m);
+        }
+    }
+    for (struct msg *m = p->sendq, *n; m; m = n) {
+        n = m->next;
+        free(m->data);
+        free(m);
+    }
+    p->sendq = p->sendq_tail = p->cutting = NULL;
+    p->queued_bytes = 0;
+    for (uint32_t i = 0; i < p->rw_cap; i++) {
+        free(p->rw[i].payload);
+        p->rw[i].payload = NULL;
+    }
+    c->mem -= p->held_bytes + p->rcap;
+    p->held_bytes = 0;
+    p->held_count = 0;
+    free(p->rbuf);
+    p->rbuf = NULL;
+    p->rcap = p->rlen = p->rgot = 0;
+    p->reassembling = p->discarding = 0;
+    p->st.resets++;
+    c->st.resets++;
+}
+
+static void peer_free(struct rmsg_core *c, struct peer *p)
+{
+    relation_clear(c, p, -ECONNRESET);
+    for (struct delivery *d = c->dq; d; d = d->next)
+        if (d->peer == p)
+            d->peer = NULL;
+    c->mem -= p->unread_bytes;
+    free(p->sw);
+    free(p->rw);
+    free(p);
+}
+
+/* Grows a ring of fragment slots so that `need` slots fit, re-placing the
+ * entries from `base` on (a slot's index is its sequence number modulo the
+ * capacity).  Returns 0 or -ENOMEM. */
+static int ring_grow(void **ring, uint32_t *cap, size_t size, uint32_t base,
+                     uint32_t need, uint32_t max)
+{
+    if (need <= *cap)
+        return 0;
+    if (need > max)
+        return -ENOMEM;
+    uint32_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    unsigned char *n = calloc(ncap, size);
+    if (n == NULL)
+        return -ENOMEM;
+    unsigned char *o = *ring;
+    for (uint32_t i = 0; i < *cap; i++) {
+        uint32_t s = base + i;
+        memcpy(n + (size_t)(s & (ncap - 1)) * size,
+               o + (size_t)(s & (*cap - 1)) * size, size);
+    }
+    free(o);
+    *ring = n;
+    *cap = ncap;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sending                                                                   */
+/* ------------------------------------------------------------------------ */
+
+int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
+                       const void *data, size_t len, int flags,
+                       rmsg_time deadline, rmsg_time now)
+{
+    if (c == NULL || to == NULL || (data == NULL && len > 0) ||
+        (flags & ~RMSG_NOTIFY))
+        return -EINVAL;
+    if (len > UINT32_MAX)
+        return -EMSGSIZE;
+    struct peer *p = peer_find(c, to);
+    if (p && p->peer_max_msg && len > p->peer_max_msg)
+        return -EMSGSIZE;
+    /* A full queue takes no more, but an empty one takes any size. */
+    if (p && p->sendq && p->queued_bytes + len > c->cfg.send_buffer)
+        return -ENOBUFS;
+    struct msg *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    if (len > 0 && (m->data = malloc(len)) == NULL) {
+        free(m);
+        return -ENOMEM;
+    }
+    if (p == NULL && (p = peer_new(c, to, now)) == NULL) {
+        free(m->data);
+        free(m);
+        return -ENOMEM;
+    }
+    if (len > 0)
+        memcpy(m->data, data, len);
+    m->len = (uint32_t)len;
+    m->id = ++c->next_id;
+    m->flags = flags;
+    m->deadline = deadline;
+    if (p->sendq_tail)
+        p->sendq_tail->next = m;
+    else
+        p->sendq = m;
+    p->sendq_tail = m;
+    if (p->cutting == NULL)
+        p->cutting = m;
+    p->queued_bytes += len;
+    p->deadline_next = tmin(p->deadline_next, deadline);
+    c->pending++;
+    trace(c, now, to, "queue msg=%llu len=%zu", (unsigned long long)m->id,
+          len);
+    return (int64_t)m->id;
+}
+
+/* Removes m from the peer's queue. */
+static void sendq_unlink(struct peer *p, struct msg *m)
+{
+    struct msg **pp = &p->sendq, *prev = NULL;
+    while (*pp && *pp != m) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL)
+        return;
+    if (p->cutting == m)
+        p->cutting = m->next;
+    p->queued_bytes -= m->len;
+    *pp = m->next;
+    if (p->sendq_tail == m)
+        p->sendq_tail = prev;
+    m->next = NULL;
+}
+
+/* Reports m finished (error 0: acknowledged) and frees it unless fragments
+ * in flight still refer to it. */
+static void msg_finish(struct rmsg_core *c, struct peer *p, struct msg *m,
+                       int error, rmsg_time now)
+{
+    sendq_unlink(p, m);
+    c->pending--;
+    if (error == 0) {
+        p->st.messages_sent++;
+        c->st.messages_sent++;
+        if (m->flags & RMSG_NOTIFY)
+            push_event(c, p, m->id, 0);
+    } else {
+        p->st.messages_failed++;
+        c->st.messages_failed++;
+        push_event(c, p, m->id, error);
+    }
+    trace(c, now, &p->addr, "msg=%llu %s", (unsigned long long)m->id,
+          error == 0 ? "acked" : strerror(-error));
+    m->failed = 1;
+    if (m->unacked == 0) {
+        free(m->data);
+        free(m);
+    }
+}
+
+/* The first message with bytes (or an empty message) not yet cut. */
+static struct msg *next_to_cut(const struct peer *p)
+{
+    return p->cutting;
+}
+
+/* Cuts the next fragment into the send window.  Returns the slot, or NULL
+ * when there is nothing to cut or no room to send it. */
+static struct frag *cut_fragment(struct rmsg_core *c, struct peer *p)
+{
+    struct msg *m = next_to_cut(p);
+    if (m == NULL)
+        return NULL;
+    uint32_t in_flight = p->snd_nxt - p->snd_una;
+    uint32_t limit = p->cwnd < p->peer_wnd ? p->cwnd : p->peer_wnd;
+    if (in_flight >= limit || in_flight >= c->cfg.window)
+        return NULL;
+    /* The peer's size limit is learned from its first acknowledgment: a
+     * long message sends only its first fragment until then. */
+    if (p->peer_max_msg == 0 && m->cut > 0)
+        return NULL;
+    if (ring_grow((void **)&p->sw, &p->sw_cap, sizeof(struct frag),
+                  p->snd_una, in_flight + 1, c->cfg.window) != 0)
+        return NULL;
+    struct frag *f = &p->sw[p->snd_nxt & (p->sw_cap - 1)];
+    uint32_t n = m->len - m->cut;
+    if (n > c->payload_max)
+        n = c->payload_max;
+    *f = (struct frag){.msg = m, .off = m->cut, .len = (uint16_t)n};
+    m->cut += n;
+    m->unacked++;
+    m->all_cut = m->cut == m->len;
+    if (m->all_cut)
+        p->cutting = m->next;
+    p->snd_nxt++;
+    return f;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Receiving: reassembly and delivery                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The window to advertise: free room in recv_buffer, in fragments. */
+static uint32_t recv_window(const struct rmsg_core *c, const struct peer *p)
+{
+    size_t used = p->held_bytes + p->unread_bytes;
+    if (used >= c->cfg.recv_buffer || c->mem >= c->cfg.recv_total)
+        return 0;
+    size_t w = (c->cfg.recv_buffer - used) / c->payload_max;
+    return w < c->cfg.window ? (uint32_t)w : c->cfg.window;
+}
+
+/* Hands a whole message to the application's queue. */
+static void deliver(struct rmsg_core *c, struct peer *p, rmsg_time now)
+{
+    struct delivery *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        /* Cannot happen in a way we can recover from without losing the
+         * message; count it as refused rather than crash. */
+        c->st.refused++;
+        free(p->rbuf);
+        c->mem -= p->rcap;
+    } else {
+        d->peer = p;
+        d->from = p->addr;
+        d->data = p->rbuf;
+        d->len = p->rlen;
+        p->unread_bytes += p->rcap; /* stays counted in c->mem */
+        if (c->dq_tail)
+            c->dq_tail->next = d;
+        else
+            c->dq = d;
+        c->dq_tail = d;
+        p->st.messages_received++;
+        c->st.messages_received++;
+        trace(c, now, &p->addr, "deliver len=%u", p->rlen);
+    }
+    p->rbuf = NULL;
+    p->rcap = p->rlen = p->rgot = 0;
+    p->reassembling = 0;
+}
+
+/* Makes room for `need` bytes of the message being reassembled.  Short
+ * messages get their whole buffer at once; long ones grow by doubling, so
+ * memory follows the bytes that really arrived, not a length a peer claims. */
+static int reasm_reserve(struct rmsg_core *c, struct peer *p, uint32_t need)
+{
+    if (need <= p->rcap)
+        return 0;
+    uint32_t ncap = p->rcap ? p->rcap : 1u << 20;
+    while (ncap < need)
+        ncap = ncap > UINT32_MAX / 2 ? UINT32_MAX : ncap * 2;
+    if (ncap > p->rlen)
+        ncap = p->rlen;
+    if (c->mem + (ncap - p->rcap) > c->cfg.recv_total)
+        return -ENOMEM;
+    uint8_t *n = realloc(p->rbuf, ncap);
+    if (n == NULL)
+        return -ENOMEM;
+    c->mem += ncap - p->rcap;
+    p->rbuf = n;
+    p->rcap = ncap;
+    return 0;
+}
+
+/* Appends one in-order fragment to the message it belongs to.  Returns 0,
+ * or -ENOMEM when it cannot be taken now (it is not consumed, so the sender
+ * will send it again). */
+static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
+                   uint32_t off, const uint8_t *data, uint16_t len,
+                   rmsg_time now)
+{
+    if (off == 0) {
+        /* A new message.  One still partial was abandoned by the sender. */
+        if (p->reassembling) {
+            free(p->rbuf);
+            c->mem -= p->rcap;
+            p->rbuf = NULL;
+            p->rcap = 0;
+        }
+        p->reassembling = 1;
+        p->rlen = msg_len;
+        p->rgot = 0;
+        p->discarding = msg_len > c->cfg.msg_max;
+        if (p->discarding) {
+            p->st.refused++;
+            c->st.refused++;
+        }
+    } else if (!p->reassembling || off != p->rgot || msg_len != p->rlen) {
+        /* Does not continue the message in progress: a broken or hostile
+         * sender.  Skip the rest of whatever it is. */
+        p->st.malformed++;
+        c->st.malformed++;
+        p->reassembling = 1;
+        p->discarding = 1;
+        p->rlen = msg_len;
+        p->rgot = off;
+    }
+    if (!p->discarding && len > 0) {
+        if (reasm_reserve(c, p, p->rgot + len) != 0)
+            return -ENOMEM;
+        memcpy(p->rbuf + p->rgot, data, len);
+    }
+    p->rgot += len;
+    if (p->rgot == p->rlen) {
+        if (p->discarding) {
+            free(p->rbuf);
+            c->mem -= p->rcap;
+            p->rbuf = NULL;
+            p->rcap = p->rlen = p->rgot = 0;
+            p->reassembling = p->discarding = 0;
+        } else {
+            deliver(c, p, now);
+        }
+    }
+    return 0;
+}
+
+/* Stores a fragment that arrived ahead of a gap.  Returns 0 or -ENOMEM. */
+static int hold(struct rmsg_core *c, struct peer *p,
+                const struct wire_packet *w)
+{
+    uint32_t ahead = w->seq - p->rcv_nxt;
+    if (ring_grow((void **)&p->rw, &p->rw_cap, sizeof(struct held),
+                  p->rcv_nxt, ahead + 1, c->cfg.window) != 0)
+        return -ENOMEM;
+    struct held *h = &p->rw[w->seq & (p->rw_cap - 1)];
+    if (h->payload) {
+        p->st.duplicates++;
+        c->st.duplicates++;
+        return 0;
+    }
+    if (p->held_bytes + p->unread_bytes + w->payload_len >
+            c->cfg.recv_buffer ||
+        c->mem + w->payload_len > c->cfg.recv_total)
+        return -ENOMEM;
+    h->payload = malloc(w->payload_len ? w->payload_len : 1);
+    if (h->payload == NULL)
+        return -ENOMEM;
+    memcpy(h->payload, w->payload, w->payload_len);
+    h->msg_len = w->msg_len;
+    h->off = w->frag_off;
+    h->len = w->payload_len;
+    p->held_count++;
+    p->held_bytes += w->payload_len;
+    c->mem += w->payload_len;
+    return 0;
+}
+
+/* Moves held fragments that have become in order into their messages. */
+static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
+{
+    while (p->held_count > 0) {
+        struct held *h = &p->rw[p->rcv_nxt & (p->rw_cap - 1)];
+        if (h->payload == NULL)
+            return;
+        if (consume(c, p, h->msg_len, h->off, h->payload, h->len, now) != 0)
+            return;
+        p->held_count--;
+        p->held_bytes -= h->len;
+        c->mem -= h->len;
+        free(h->payload);
+        h->payload = NULL;
+        p->rcv_nxt++;
+    }
+}
+
+/* A DATA fragment from an established relation. */
+static void on_data(struct rmsg_core *c, struct peer *p,
+                    const struct wire_packet *w, rmsg_time now)
+{
+    if (p->unacked_frags == 0)
+        p->ack_since = now;
+    p->unacked_frags++;
+    uint32_t ahead = w->seq - p->rcv_nxt;
+    int taken;
+    if (seq_lt(w->seq, p->rcv_nxt)) {
+        p->st.duplicates++;
+        c->st.duplicates++;
+        p->ack_now = 1; /* our acknowledgment was probably lost */
+        return;
+    }
+    if (ahead >= c->cfg.window) {
+        taken = -ENOMEM;
+    } else if (ahead > 0) {
+        taken = hold(c, p, w);
+        p->ack_now = 1; /* report the gap at once: fast retransmit */
+    } else {
+        taken = consume(c, p, w->msg_len, w->frag_off, w->payload,
+                        w->payload_len, now);
+        if (taken == 0) {
+            p->rcv_nxt++;
+            drain_held(c, p, now);
+        }
+    }
+    if (taken != 0) {
+        p->st.refused++;
+        c->st.refused++;
+        p->ack_now = 1;
+        return;
+    }
+    /* Acknowledge every few fragments at once (the sender's window keeps
+     * moving), a lone fragment after ack_delay_us (a reply may carry it). */
+    if (p->unacked_frags >= 8 || p->held_count > 0)
+        p->ack_now = 1;
+    else if (p->ack_at == RMSG_NEVER)
+        p->ack_at = now + c->cfg.ack_delay_us;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Acknowledgments, round trips and loss                                     */
+/* ------------------------------------------------------------------------ */
+
+/* RFC 6298 section 2: fold one round-trip sample into SRTT and RTTVAR. */
+static void rtt_sample(const struct rmsg_core *c, struct peer *p,
+                       uint32_t r)
+{
+    if (r == 0)
+        r = 1;
+    if (!p->have_rtt) {
+        p->srtt = r;
+        p->rttvar = r / 2;
+        p->min_rtt = r;
+        p->have_rtt = 1;
+    } else {
+        uint32_t d = p->srtt > r ? p->srtt - r : r - p->srtt;
+        p->rttvar = p->rttvar - p->rttvar / 4 + d / 4; /* beta = 1/4 */
+        p->srtt = p->srtt - p->srtt / 8 + r / 8;       /* alpha = 1/8 */
+        if (r < p->min_rtt)
+            p->min_rtt = r;
+    }
+    uint64_t rto = (uint64_t)p->srtt + 4 * (uint64_t)p->rttvar;
+    if (rto < c->cfg.rto_min_us)
+        rto = c->cfg.rto_min_us;
+    if (rto > c->cfg.rto_max_us)
+        rto = c->cfg.rto_max_us;
+    p->rto = (uint32_t)rto;
+}
+
+/* Releases a fragment that the peer has acknowledged cumulatively. */
+static void frag_acked(struct rmsg_core *c, struct peer *p, struct frag *f,
+                       rmsg_time now)
+{
+    struct msg *m = f->msg;
+    if (f->lost)
+        p->lost--;
+    f->msg = NULL;
+    if (m == NULL)
+        return;
+    m->unacked--;
+    if (m->failed) {
+        if (m->unacked == 0) {
+            free(m->data);
+            free(m);
+        }
+    } else if (m->unacked == 0 && m->all_cut) {
+        msg_finish(c, p, m, 0, now);
+    }
+}
+
+/* Remembers the newest transmission that is known to have arrived; RACK
+ * measures every other fragment against it. */
+static void rack_note(struct peer *p, const struct frag *f,
+                      struct frag **newest)
+{
+    if (f->order > p->rack_order) {
+        p->rack_order = f->order;
+        p->rack_sent = f->sent;
+    }
+    if (f->tx == 1 && (*newest == NULL || f->order > (*newest)->order))
+        *newest = (struct frag *)f;
+}
+
+/* RACK (RFC 8985): a fragment sent before one that has arrived is lost
+ * once a round trip plus a reordering allowance has passed since it was
+ * sent.  Those not yet old enough set the RACK timer. */
+static void detect_losses(struct rmsg_core *c, struct peer *p, rmsg_time now)
+{
+    p->rack_at = RMSG_NEVER;
+    if (p->rack_order == 0)
+        return;
+    rmsg_time rtt = p->have_rtt ? p->srtt : c->cfg.rto_initial_us;
+    rmsg_time reo = (p->have_rtt ? p->min_rtt : rtt) / 4 + 1;
+    for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
+        struct frag *f = &p->sw[s & (p->sw_cap - 1)];
+        if (f->order >= p->rack_order) {
+            if (f->tx == 1)
+                break; /* first sendings are in sequence order */
+            continue;
+        }
+        if (f->sacked || f->lost || f->msg == NULL)
+            continue;
+        rmsg_time due = f->sent + rtt + reo;
+        if (now >= due) {
+            f->lost = 1;
+            p->lost++;
+            if (seq_lt(s, p->lost_hint))
+                p->lost_hint = s;
+        } else {
+            p->rack_at = tmin(p->rack_at, due);
+        }
+    }
+}
+
+/* Fails queued messages longer than the peer accepts (learned late). */
+static void enforce_peer_max(struct rmsg_core *c, struct peer *p,
+                             rmsg_time now)
+{
+    for (struct msg *m = p->sendq, *n; m; m = n) {
+        n = m->next;
+        if (m->len <= p->peer_max_msg)
+            continue;
+        if (p->cutting == m)
+            p->cutting = m->next;
+        m->all_cut = 1; /* the rest of it is never sent */
+        msg_finish(c, p, m, -EMSGSIZE, now);
+    }
+}
+
+/* The acknowledgment fields of a datagram from an established relation. */
+static void on_ack(struct rmsg_core *c, struct peer *p,
+                   const struct wire_packet *w, rmsg_time now)
+{
+    if (seq_lt(p->snd_nxt, w->ack)) {
+        /* Acknowledges what was never sent: forged or broken. */
+        p->st.malformed++;
+        c->st.malformed++;
+        return;
+    }
+    int fresh = !seq_lt(w->ack, p->snd_una);
+    struct frag *newest = NULL;
+    uint32_t acked = 0;
+    for (; fresh && seq_lt(p->snd_una, w->ack); p->snd_una++, acked++) {
+        struct frag *f = &p->sw[p->snd_una & (p->sw_cap - 1)];
+        if (!f->sacked)
+            rack_note(p, f, &newest);
+        frag_acked(c, p, f, now);
+    }
+    for (int i = 0; i < w->nsack; i++) {
+        uint32_t a = w->sack[i].first, e = w->sack[i].end;
+        if (seq_lt(a, p->snd_una))
+            a = p->snd_una;
+        if (seq_lt(p->snd_nxt, e))
+            e = p->snd_nxt;
+        for (uint32_t s = a; seq_lt(s, e); s++) {
+            struct frag *f = &p->sw[s & (p->sw_cap - 1)];
+            if (f->sacked || f->msg == NULL)
+                continue;
+            f->sacked = 1;
+            if (f->lost) {
+                f->lost = 0;
+                p->lost--;
+            }
+            rack_note(p, f, &newest);
+        }
+    }
+    if (newest) {
+        rmsg_time r = now - newest->sent;
+        if (r > (rmsg_time)w->ack_delay_us)
+            r -= w->ack_delay_us;
+        rtt_sample(c, p, r > UINT32_MAX ? UINT32_MAX : (uint32_t)r);
+    }
+    if (fresh) {
+        p->peer_wnd = w->window;
+        if (w->max_msg != p->peer_max_msg) {
+            p->peer_max_msg = w->max_msg ? w->max_msg : 1;
+            enforce_peer_max(c, p, now);
+        }
+    }
+    if (acked > 0) {
+        p->backoff = 0;
+        if (p->cwnd < c->cfg.window)
+            p->cwnd = p->cwnd + acked < c->cfg.window ? p->cwnd + acked
+                                                      : c->cfg.window;
+        p->rto_at = p->snd_una == p->snd_nxt ? RMSG_NEVER : now + p->rto;
+        if (seq_lt(p->lost_hint, p->snd_una))
+            p->lost_hint = p->snd_una;
+    }
+    detect_losses(c, p, now);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Relations: new peers, restarts, stale datagrams                           */
+/* ------------------------------------------------------------------------ */
+
+/* Takes cid as the peer's side of the relation: its stream starts there. */
+static void adopt(struct peer *p, uint32_t cid)
+{
+    p->peer_cid = cid;
+    p->rcv_nxt = cid;
+}
+
+/* Queues a reply for which no relation exists (bounded; extra ones are
+ * dropped, the peer will send again). */
+static void stateless_reply(struct rmsg_core *c, const struct udp_addr *to,
+                            uint8_t type, uint32_t cid)
+{
+    if (c->nsl >= (int)(sizeof(c->sl) / sizeof(c->sl[0])))
+        return;
+    c->sl[c->nsl++] = (struct stateless){.to = *to, .type = type, .cid = cid};
+}
+
+/* Ends the relation with p and starts a new one (new cid, empty streams). */
+static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
+                           rmsg_time now, const char *why)
+{
+    trace(c, now, &p->addr, "reset relation (%s)", why);
+    relation_clear(c, p, error);
+    relation_start(c, p);
+}
+
+/* Control datagrams: RESET, CHALLENGE, ECHO. */
+static void on_control(struct rmsg_core *c, struct peer *p,
+                       const struct udp_addr *from,
+                       const struct wire_packet *w, rmsg_time now)
+{
+    if (w->type == WIRE_RESET) {
+        if (p && w->dst_cid == p->my_cid)
+            relation_reset(c, p, -ECONNRESET, now, "peer has no relation");
+        return;
+    }
+    if (w->type == WIRE_CHALLENGE) {
+        if (p && w->dst_cid == p->my_cid) {
+            p->send_echo = 1;
+            p->ctl_cid = w->src_cid;
+            p->echo_cookie = w->cookie;
+        }
+        return;
+    }
+    /* ECHO: proof that relation src_cid is alive at this address. */
+    if (w->cookie != cookie_for(c, from, w->src_cid))
+        return;
+    if (p == NULL && (p = peer_new(c, from, now)) == NULL)
+        return;
+    if (p->peer_cid == w->src_cid)
+        return;
+    if (p->peer_cid != 0)
+        relation_reset(c, p, -ECONNRESET, now, "peer restarted");
+    adopt(p, w->src_cid);
+    p->ack_now = 1;
+}
+
+/* Decides whether a DATA or ACK datagram belongs to the relation we have
+ * with its sender, creating one for a new peer.  Returns the peer to
+ * process it with, or NULL to drop it. */
+static struct peer *relation_for(struct rmsg_core *c, struct peer *p,
+                                 const struct udp_addr *from,
+                                 const struct wire_packet *w, rmsg_time now)
+{
+    if (p == NULL) {
+        if (w->dst_cid != 0) {
+            stateless_reply(c, from, WIRE_RESET, w->src_cid);
+            return NULL;
+        }
+        if ((p = peer_new(c, from, now)) != NULL)
+            adopt(p, w->src_cid);
+        return p;
+    }
+    if (w->dst_cid != 0 && w->dst_cid != p->my_cid) {
+        /* Meant for a relation of ours that no longer exists. */
+        stateless_reply(c, from, WIRE_RESET, w->src_cid);
+        return NULL;
+    }
+    if (p->peer_cid == 0) {
+        adopt(p, w->src_cid);
+        return p;
+    }
+    if (w->src_cid == p->peer_cid)
+        return p;
+    if (w->dst_cid == 0) {
+        /* A new relation from an address we know: a restart, or a stale
+         * datagram.  Only a live peer can echo the challenge. */
+        p->send_challenge = 1;
+        p->ctl_cid = w->src_cid;
+    }
+    return NULL;
+}
+
+int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
+                    const void *dgram, size_t len, rmsg_time now)
+{
+    struct wire_packet w;
+    c->st.datagrams_received++;
+    c->st.bytes_received += len;
+    int r = wire_decode(dgram, len, &w);
+    struct peer *p = peer_find(c, from);
+    if (r != WIRE_OK) {
+        int bad_sum = r == WIRE_ERR_CHECKSUM;
+        (*(bad_sum ? &c->st.corrupt : &c->st.malformed))++;
+        if (p)
+            (*(bad_sum ? &p->st.corrupt : &p->st.malformed))++;
+        trace(c, now, from, "in drop %s len=%zu",
+              r == WIRE_ERR_CHECKSUM ? "corrupt" : "malformed", len);
+        return 0;
+    }
+    if (c->cfg.trace)
+        trace(c, now, from, "in %s seq=%u ack=%u frag=%u+%u/%u win=%u sack=%u",
+              w.type == WIRE_DATA ? "DATA" : w.type == WIRE_ACK ? "ACK"
+              : w.type == WIRE_RESET ? "RESET" : w.type == WIRE_ECHO ? "ECHO"
+              : "CHALLENGE",
+              w.type == WIRE_DATA ? w.seq : 0, w.ack,
+              w.frag_off, w.payload_len, w.msg_len, w.window, w.nsack);
+    if (w.type != WIRE_DATA && w.type != WIRE_ACK) {
+        on_control(c, p, from, &w, now);
+        return 0;
+    }
+    if ((p = relation_for(c, p, from, &w, now)) == NULL)
+        return 0;
+    p->last_heard = now;
+    p->st.datagrams_received++;
+    p->st.bytes_received += len;
+    if (w.flags & WIRE_FLAG_ACK)
+        on_ack(c, p, &w, now);
+    if (w.type == WIRE_DATA)
+        on_data(c, p, &w, now);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timers                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Messages past their deadline fail; see "Deadlines" at the top. */
+static void expire_messages(struct rmsg_core *c, struct peer *p,
+                            rmsg_time now)
+{
+    if (now < p->deadline_next)
+        return;
+    p->deadline_next = RMSG_NEVER;
+    for (struct msg *m = p->sendq, *n; m; m = n) {
+        n = m->next;
+        if (m->deadline > now) {
+            p->deadline_next = tmin(p->deadline_next, m->deadline);
+            continue;
+        }
+        if (m->cut == 0 && !(m->len == 0 && m->all_cut)) {
+            msg_finish(c, p, m, -ETIMEDOUT, now);
+            continue;
+        }
+        relation_reset(c, p, -ETIMEDOUT, now, "deadline passed");
+        return;
+    }
+}
+
+/* The retransmission timer: the oldest fragment not known to have arrived
+ * is sent again and the timer backs off (RFC 6298 section 5). */
+static void retransmission_timer(struct rmsg_core *c, struct peer *p,
+                                 rmsg_time now)
+{
+    if (p->rto_at > now)
+        return;
+    if (p->snd_una == p->snd_nxt) {
+        p->rto_at = RMSG_NEVER;
+        return;
+    }
+    p->st.timeouts++;
+    c->st.timeouts++;
+    for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
+        struct frag *f = &p->sw[s & (p->sw_cap - 1)];
+        if (f->sacked || f->msg == NULL)
+            continue;
+        if (!f->lost) {
+            f->lost = 1;
+            p->lost++;
+        }
+        if (seq_lt(s, p->lost_hint))
+            p->lost_hint = s;
+        break;
+    }
+    if (p->backoff < 30)
+        p->backoff++;
+    uint64_t rto = (uint64_t)p->rto * 2;
+    p->rto = rto > c->cfg.rto_max_us ? c->cfg.rto_max_us : (uint32_t)rto;
+    p->cwnd = p->cwnd / 2 > 16 ? p->cwnd / 2 : 16;
+    p->rto_at = now + p->rto;
+    trace(c, now, &p->addr, "timeout rto=%uus backoff=%d", p->rto,
+          p->backoff);
+}
+
+static void run_timers(struct rmsg_core *c, struct peer *p, rmsg_time now)
+{
+    expire_messages(c, p, now);
+    retransmission_timer(c, p, now);
+    if (p->rack_at <= now)
+        detect_losses(c, p, now);
+    if (p->ack_at <= now)
+        p->ack_now = 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* SACK blocks for the fragments held out of order, lowest first. */
+static int build_sacks(const struct peer *p, struct wire_sack *out, int max)
+{
+    int n = 0;
+    uint32_t seen = 0;
+    for (uint32_t i = 1; i < p->rw_cap && seen < p->held_count && n < max;
+         i++) {
+        uint32_t s = p->rcv_nxt + i;
+        if (p->rw[s & (p->rw_cap - 1)].payload == NULL)
+            continue;
+        if (n > 0 && out[n - 1].end == s)
+            out[n - 1].end = s + 1;
+        else
+            out[n++] = (struct wire_sack){s, s + 1};
+        seen++;
+    }
+    return n;
+}
+
+/* Fills the header fields every datagram to p carries; `room` is how many
+ * SACK blocks fit. */
+static void fill_header(struct rmsg_core *c, struct peer *p,
+                        struct wire_packet *w, int room, rmsg_time now)
+{
+    w->src_cid = p->my_cid;
+    w->dst_cid = p->peer_cid;
+    if (p->peer_cid == 0)
+        return;
+    w->flags = WIRE_FLAG_ACK;
+    w->ack = p->rcv_nxt;
+    w->window = p->adv_wnd = recv_window(c, p);
+    w->max_msg = c->cfg.msg_max;
+    rmsg_time held = p->unacked_frags ? now - p->ack_since : 0;
+    w->ack_delay_us = held > UINT32_MAX ? UINT32_MAX : (uint32_t)held;
+    if (p->held_count > 0 && room > 0)
+        w->nsack = (uint8_t)build_sacks(p, w->sack, room);
+    p->ack_now = 0;
+    p->ack_at = RMSG_NEVER;
+    p->unacked_frags = 0;
+}
+
+/* Encodes w and does the bookkeeping every datagram shares. */
+static int emit(struct rmsg_core *c, struct peer *p, struct wire_packet *w,
+                void *buf, size_t cap, rmsg_time now)
+{
+    size_t n = wire_encode(w, buf, cap);
+    if (n == 0)
+        return 0;
+    c->st.datagrams_sent++;
+    c->st.bytes_sent += n;
+    if (p) {
+        p->st.datagrams_sent++;
+        p->st.bytes_sent += n;
+    }
+    if (c->cfg.trace && p) {
+        static const char *names[] = {"?", "DATA", "ACK", "CHALLENGE",
+                                      "ECHO", "RESET"};
+        uint32_t pm = c->payload_max;
+        if (w->type == WIRE_DATA)
+            trace(c, now, &p->addr,
+                  "out DATA seq=%u ack=%u frag=%u/%u len=%u win=%u%s",
+                  w->seq, w->ack, w->frag_off / pm + 1,
+                  w->msg_len ? (w->msg_len + pm - 1) / pm : 1,
+                  w->payload_len, w->window, w->nsack ? " +sack" : "");
+        else
+            trace(c, now, &p->addr, "out %s ack=%u win=%u sack=%u",
+                  names[w->type], w->ack, w->window, w->nsack);
+    }
+    return (int)n;
+}
+
+/* Sends (or sends again) one fragment. */
+static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
+                     void *buf, size_t cap, rmsg_time now)
+{
+    struct frag *f = &p->sw[seq & (p->sw_cap - 1)];
+    struct wire_packet w = {.type = WIRE_DATA};
+    size_t used = WIRE_HEADER_BYTES + WIRE_DATA_BYTES + f->len;
+    size_t fit = (c->cfg.datagram_max - used) / WIRE_SACK_BYTES;
+    fill_header(c, p, &w, fit > WIRE_MAX_SACK ? WIRE_MAX_SACK : (int)fit,
+                now);
+    w.seq = seq;
+    w.msg_len = f->msg->len;
+    w.frag_off = f->off;
+    w.payload_len = f->len;
+    w.payload = f->msg->data ? f->msg->data + f->off : NULL;
+    if (f->tx > 0) {
+        p->st.retransmissions++;
+        c->st.retransmissions++;
+    }
+    if (f->tx < UINT8_MAX)
+        f->tx++;
+    f->sent = now;
+    f->order = ++p->tx_order;
+    if (p->rto_at == RMSG_NEVER)
+        p->rto_at = now + p->rto;
+    return emit(c, p, &w, buf, cap, now);
+}
+
+/* The lowest fragment marked lost, or -1. */
+static int64_t next_lost(struct peer *p)
+{
+    if (p->lost == 0)
+        return -1;
+    if (seq_lt(p->lost_hint, p->snd_una))
+        p->lost_hint = p->snd_una;
+    for (uint32_t s = p->lost_hint; seq_lt(s, p->snd_nxt); s++) {
+        struct frag *f = &p->sw[s & (p->sw_cap - 1)];
+        if (f->lost) {
+            p->lost_hint = s;
+            return s;
+        }
+    }
+    p->lost = 0; /* cannot happen; keep the count honest */
+    return -1;
+}
+
+/* Control datagrams for p, if any are pending. */
+static int control_output(struct rmsg_core *c, struct peer *p, void *buf,
+                          size_t cap, rmsg_time now)
+{
+    struct wire_packet w = {.src_cid = p->my_cid, .dst_cid = p->ctl_cid};
+    if (p->send_echo) {
+        p->send_echo = 0;
+        w.type = WIRE_ECHO;
+        w.cookie = p->echo_cookie;
+    } else if (p->send_challenge) {
+        p->send_challenge = 0;
+        w.type = WIRE_CHALLENGE;
+        w.cookie = cookie_for(c, &p->addr, p->ctl_cid);
+    } else {
+        return 0;
+    }
+    return emit(c, p, &w, buf, cap, now);
+}
+
+/* The next datagram for peer p, or 0. */
+static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
+                       size_t cap, rmsg_time now)
+{
+    int n = control_output(c, p, buf, cap, now);
+    if (n > 0)
+        return n;
+    int64_t lost = next_lost(p);
+    if (lost >= 0) {
+        struct frag *f = &p->sw[(uint32_t)lost & (p->sw_cap - 1)];
+        f->lost = 0;
+        p->lost--;
+        return send_frag(c, p, (uint32_t)lost, buf, cap, now);
+    }
+    /* A zero window is probed with one fragment, then by the timer. */
+    uint32_t wnd = p->peer_wnd;
+    if (wnd == 0 && p->snd_una == p->snd_nxt && p->cutting) {
+        if (p->probe_at == RMSG_NEVER)
+            p->probe_at = now + p->rto;
+        if (now >= p->probe_at) {
+            p->peer_wnd = 1;
+            p->probe_at = RMSG_NEVER;
+        }
+    }
+    uint32_t seq = p->snd_nxt;
+    struct frag *f = cut_fragment(c, p);
+    p->peer_wnd = p->peer_wnd == 1 && wnd == 0 ? 0 : p->peer_wnd;
+    if (f)
+        return send_frag(c, p, seq, buf, cap, now);
+    if (p->ack_now && p->peer_cid != 0) {
+        struct wire_packet w = {.type = WIRE_ACK};
+        fill_header(c, p, &w, WIRE_MAX_SACK, now);
+        p->st.acks_sent++;
+        c->st.acks_sent++;
+        return emit(c, p, &w, buf, cap, now);
+    }
+    return 0;
+}
+
+int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
+                     void *buf, size_t cap)
+{
+    if (c == NULL || to == NULL || buf == NULL || cap < c->cfg.datagram_max)
+        return -EINVAL;
+    if (c->nsl > 0) {
+        struct stateless *s = &c->sl[--c->nsl];
+        struct wire_packet w = {.type = s->type, .src_cid = 1,
+                                .dst_cid = s->cid, .cookie = s->cookie};
+        *to = s->to;
+        trace(c, now, to, "out RESET dst=%u", s->cid);
+        return emit(c, NULL, &w, buf, cap, now);
+    }
+    for (struct peer *p = c->peers; p; p = p->next) {
+        run_timers(c, p, now);
+        int n = peer_output(c, p, buf, cap, now);
+        if (n > 0) {
+            *to = p->addr;
+            return n;
+        }
+    }
+    return 0;
+}
+
+/* True when p has a datagram to send right now. */
+static int peer_ready(const struct peer *p)
+{
+    if (p->send_echo || p->send_challenge || p->lost > 0 ||
+        (p->ack_now && p->peer_cid != 0))
+        return 1;
+    if (p->cutting == NULL)
+        return 0;
+    uint32_t in_flight = p->snd_nxt - p->snd_una;
+    uint32_t limit = p->cwnd < p->peer_wnd ? p->cwnd : p->peer_wnd;
+    if (p->peer_max_msg == 0 && p->cutting->cut > 0)
+        return 0;
+    return in_flight < limit;
+}
+
+rmsg_time rmsg_core_next(struct rmsg_core *c)
+{
+    if (c->nsl > 0)
+        return 0;
+    rmsg_time t = RMSG_NEVER;
+    for (struct peer *p = c->peers; p; p = p->next) {
+        if (peer_ready(p))
+            return 0;
+        t = tmin(t, p->deadline_next);
+        t = tmin(t, p->rto_at);
+        t = tmin(t, p->rack_at);
+        t = tmin(t, p->ack_at);
+        if (p->peer_wnd == 0 && p->cutting && p->snd_una == p->snd_nxt)
+            t = tmin(t, p->probe_at == RMSG_NEVER ? 0 : p->probe_at);
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The application's side                                                    */
+/* ------------------------------------------------------------------------ */
+
+int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
+                   size_t *len)
+{
+    struct delivery *d = c->dq;
+    if (d == NULL)
+        return -EAGAIN;
+    c->dq = d->next;
+    if (c->dq == NULL)
+        c->dq_tail = NULL;
+    size_t acct = d->len; /* see deliver: the buffer's capacity */
+    if (d->peer) {
+        struct peer *p = d->peer;
+        acct = p->unread_bytes < d->len ? p->unread_bytes : d->len;
+        p->unread_bytes -= acct;
+        /* Reopen a window that had closed (or nearly). */
+        if (p->adv_wnd < c->cfg.window / 4 &&
+            recv_window(c, p) >= p->adv_wnd + c->cfg.window / 4)
+            p->ack_now = 1;
+        if (p->adv_wnd == 0 && recv_window(c, p) > 0)
+            p->ack_now = 1;
+    }
+    c->mem -= acct;
+    if (from)
+        *from = d->from;
+    *msg = d->data;
+    *len = d->len;
+    free(d);
+    return 0;
+}
+
+int rmsg_core_event(struct rmsg_core *c, struct rmsg_event *ev)
+{
+    struct event *e = c->evq;
+    if (e == NULL)
+        return -EAGAIN;
+    c->evq = e->next;
+    if (c->evq == NULL)
+        c->evq_tail = NULL;
+    *ev = e->ev;
+    free(e);
+    return 0;
+}
+
+void rmsg_core_ack_now(struct rmsg_core *c)
+{
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (p->ack_at != RMSG_NEVER)
+            p->ack_now = 1;
+}
+
+uint64_t rmsg_core_pending(const struct rmsg_core *c)
+{
+    return c->pending;
+}
+
+int rmsg_core_stats(const struct rmsg_core *c, const struct udp_addr *peer,
+                    struct rmsg_stats *st)
+{
+    const struct peer *p = NULL;
+    if (peer) {
+        p = peer_find(c, peer);
+        if (p == NULL)
+            return -ENOENT;
+        *st = p->st;
+        st->memory = p->held_bytes + p->unread_bytes + p->rcap;
+    } else {
+        *st = c->st;
+        st->peers = c->npeers;
+        st->memory = c->mem;
+        p = c->peers;
+    }
+    if (p) {
+        st->srtt_us = p->srtt;
+        st->rttvar_us = p->rttvar;
+        st->rto_us = p->rto;
+        st->cwnd = p->cwnd;
+        st->in_flight = p->snd_nxt - p->snd_una;
+    }
+    return 0;
+}

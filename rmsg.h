@@ -1,0 +1,245 @@
+/*
+ * rmsg.h - reliable, ordered messages of any size over UDP.
+ *
+ * rmsg turns UDP datagrams into messages that arrive exactly once, in order,
+ * intact, or are reported failed.  It has two levels that share one protocol:
+ *
+ *   - The protocol core (rmsg_core_*) is "sans I/O": it never reads a clock
+ *     and never touches a socket.  Datagrams go in with rmsg_core_input,
+ *     datagrams to send come out of rmsg_core_output into the caller's
+ *     buffer, time is a parameter, and rmsg_core_next says when the core next
+ *     needs to run.  The tests drive it over a simulated link with a virtual
+ *     clock; a student can read it as the protocol alone.
+ *
+ *   - The endpoint (rmsg_open, rmsg_send, rmsg_recv, ...) runs the core over
+ *     one UDP socket with the real clock.  Its calls block until done or until
+ *     their timeout, sleeping in poll or on a condition variable; the calling
+ *     thread does its own sending and receiving, so a round trip costs about
+ *     what raw UDP costs.  Progress happens inside calls: an endpoint that no
+ *     thread is calling into neither retransmits nor acknowledges.
+ *
+ * Errors: functions return >= 0 on success and a negative errno value on
+ * failure (-EINVAL, -ENOMEM, -ETIMEDOUT, -EMSGSIZE, -ECONNRESET, ...).
+ * The mechanisms (acknowledgments, RFC 6298 retransmission timer, selective
+ * acknowledgment, fragmentation, flow control, relations and restarts) are
+ * described at the top of rmsg.c; the wire format is in lib/wire.h.
+ */
+#ifndef RMSG_H
+#define RMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "udp.h"
+
+/* ------------------------------------------------------------------------ */
+/* Types and configuration                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Time in microseconds on the caller's clock (the endpoint uses
+ * CLOCK_MONOTONIC).  RMSG_NEVER means "no deadline". */
+typedef int64_t rmsg_time;
+#define RMSG_NEVER INT64_MAX
+
+/* Defaults, each overridable in struct rmsg_config. */
+#define RMSG_DATAGRAM_DEFAULT   1400        /* bytes: fits a 1500-byte MTU */
+#define RMSG_MSG_MAX_DEFAULT    (1u << 30)  /* 1 GiB */
+#define RMSG_WINDOW_DEFAULT     4096        /* fragments */
+#define RMSG_RECV_BUFFER_DEFAULT (16u << 20) /* bytes per peer */
+#define RMSG_RECV_TOTAL_DEFAULT (256u << 20) /* bytes for all peers */
+#define RMSG_SEND_BUFFER_DEFAULT (16u << 20) /* bytes per peer */
+#define RMSG_PEERS_DEFAULT      1024
+#define RMSG_RTO_MIN_US         1000        /* 1 ms: loopback-friendly */
+#define RMSG_RTO_MAX_US         2000000     /* 2 s: cap on backoff */
+#define RMSG_RTO_INITIAL_US     200000      /* 200 ms before any sample */
+#define RMSG_ACK_DELAY_US       2000        /* hold a lone ack this long */
+
+/* Settings of a core or endpoint.  Fill it with rmsg_config_default, then
+ * change what you need. */
+struct rmsg_config {
+    size_t datagram_max;    /* largest datagram sent, header included:
+                               96..65507 bytes */
+    uint32_t msg_max;       /* largest message accepted from peers, bytes */
+    uint32_t window;        /* fragments in flight per peer, and the most
+                               the receiver buffers out of order (power of 2,
+                               16..65536) */
+    size_t recv_buffer;     /* per peer: bytes held out of order plus bytes
+                               of whole messages not yet received by the
+                               application, beyond which the advertised
+                               window shrinks to zero */
+    size_t recv_total;      /* all peers: bytes of reassembly and unread
+                               messages; fragments beyond it are dropped */
+    size_t send_buffer;     /* per peer: bytes of messages queued and not
+                               yet acknowledged; beyond it a send gets
+                               -ENOBUFS (a message to an empty queue is
+                               always taken, whatever its size) */
+    uint32_t max_peers;     /* peer relations held at once */
+    uint32_t rto_min_us, rto_max_us, rto_initial_us;
+    uint32_t ack_delay_us;  /* longest an acknowledgment waits for data to
+                               ride on */
+    /* Tracing: when trace is not NULL, one line per protocol event. */
+    void (*trace)(void *arg, const char *line);
+    void *trace_arg;
+};
+
+/* Fills *cfg with the defaults above. */
+void rmsg_config_default(struct rmsg_config *cfg);
+
+/* Counters of an endpoint (all peers) or of one peer. */
+struct rmsg_stats {
+    uint64_t datagrams_sent, datagrams_received;
+    uint64_t bytes_sent, bytes_received; /* datagram bytes, headers included */
+    uint64_t messages_sent;      /* acknowledged */
+    uint64_t messages_received;  /* delivered to the application */
+    uint64_t messages_failed;    /* timed out, too large, peer restarted */
+    uint64_t retransmissions;    /* fragments sent again */
+    uint64_t timeouts;           /* retransmission timer expiries */
+    uint64_t duplicates;         /* fragments received twice, dropped */
+    uint64_t corrupt;            /* bad checksum, dropped */
+    uint64_t malformed;          /* short, bad version, bad lengths, dropped */
+    uint64_t refused;            /* no room: window, memory, peer table */
+    uint64_t acks_sent;          /* pure acknowledgments */
+    uint64_t resets;             /* relations restarted */
+    uint32_t peers;              /* relations now */
+    uint32_t srtt_us, rttvar_us, rto_us; /* per peer; endpoint: last peer */
+    uint32_t cwnd, in_flight;    /* fragments */
+    uint64_t memory;             /* receive-side bytes held (reassembly,
+                                    out of order, unread) */
+};
+
+/* ------------------------------------------------------------------------ */
+/* The protocol core (sans I/O)                                              */
+/* ------------------------------------------------------------------------ */
+
+struct rmsg_core;
+
+/* What happened to a message sent with RMSG_NOTIFY, or to any message that
+ * failed: its id, its peer, and 0 (acknowledged) or the error. */
+struct rmsg_event {
+    uint64_t id;
+    struct udp_addr peer;
+    int error; /* 0, -ETIMEDOUT, -EMSGSIZE, -ECONNRESET */
+};
+
+/* Flags for rmsg_core_send. */
+#define RMSG_NOTIFY 1 /* report the outcome, success included, as an event */
+
+/* Creates a core.  seed makes its random choices (relation ids, cookies)
+ * reproducible: the same seed, inputs and times give the same outputs.
+ * Returns 0 and the core in *out, -EINVAL for a bad configuration, -ENOMEM. */
+int rmsg_core_new(const struct rmsg_config *cfg, uint64_t seed,
+                  struct rmsg_core **out);
+
+/* Frees the core and every message it holds.  NULL is a no-op. */
+void rmsg_core_free(struct rmsg_core *c);
+
+/* Queues a copy of len bytes of msg for peer `to`, to be delivered whole and
+ * in order after the messages queued before it.  It fails with -ETIMEDOUT if
+ * not acknowledged by `deadline` (RMSG_NEVER: never).  Returns the message's
+ * id (> 0), or -EMSGSIZE (larger than the peer accepts), -ENOBUFS (the
+ * peer's queue already holds send_buffer bytes: try again once some are
+ * acknowledged), -ENOMEM, -EINVAL.  The caller keeps msg. */
+int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
+                       const void *msg, size_t len, int flags,
+                       rmsg_time deadline, rmsg_time now);
+
+/* Hands the core one received datagram.  Never fails: whatever is wrong
+ * with the datagram is counted and it is dropped.  Returns 0. */
+int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
+                    const void *dgram, size_t len, rmsg_time now);
+
+/* Runs due timers and writes the next datagram to send into buf (cap bytes,
+ * at least datagram_max), its destination into *to.  Returns its length, or
+ * 0 when nothing is to be sent now.  Call it until it returns 0. */
+int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
+                     void *buf, size_t cap);
+
+/* The time at which the core next needs rmsg_core_output called even if no
+ * datagram arrives, or RMSG_NEVER. */
+rmsg_time rmsg_core_next(struct rmsg_core *c);
+
+/* Takes the next whole message received from any peer.  On success returns
+ * 0, stores the sender in *from and a malloc'd buffer the caller must free()
+ * in *msg (NULL for an empty message) with its length in *len.  Returns
+ * -EAGAIN when no message is waiting. */
+int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
+                   size_t *len);
+
+/* Takes the next event (see struct rmsg_event).  Returns 0, or -EAGAIN. */
+int rmsg_core_event(struct rmsg_core *c, struct rmsg_event *ev);
+
+/* Asks for every pending acknowledgment to leave at the next output rather
+ * than wait for data to ride on: call it when the application is about to
+ * wait with nothing to send. */
+void rmsg_core_ack_now(struct rmsg_core *c);
+
+/* Messages queued or in flight but not yet acknowledged or failed. */
+uint64_t rmsg_core_pending(const struct rmsg_core *c);
+
+/* Copies the counters of all peers (peer == NULL) or of one peer into *st.
+ * Returns 0, or -ENOENT when there is no relation with that peer. */
+int rmsg_core_stats(const struct rmsg_core *c, const struct udp_addr *peer,
+                    struct rmsg_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* The endpoint: the core over a UDP socket                                  */
+/* ------------------------------------------------------------------------ */
+
+struct rmsg_endpoint;
+
+/* Opens an endpoint on `port` (0 = ephemeral) with cfg (NULL = defaults).
+ * The socket is dual-stack when the host has IPv6.  RMSG_TRACE=1 in the
+ * environment turns tracing on (to stderr); UDP_FAULTS applies as for any
+ * socket of the udp layer.  Returns 0 and the endpoint in *out, or -errno. */
+int rmsg_open(int port, const struct rmsg_config *cfg,
+              struct rmsg_endpoint **out);
+
+/* Closes the endpoint; messages not yet acknowledged are abandoned (call
+ * rmsg_flush first to wait for them).  NULL is a no-op. */
+void rmsg_close(struct rmsg_endpoint *ep);
+
+/* The local port the endpoint is bound to. */
+int rmsg_port(const struct rmsg_endpoint *ep);
+
+/* Sends len bytes of msg to `to` and waits until the peer has acknowledged
+ * the whole message, at most timeout_ms (negative: as long as it takes).
+ * Returns 0, or -ETIMEDOUT (not acknowledged in time: it may or may not have
+ * been delivered), -EMSGSIZE, -ECONNRESET (the peer restarted), -ENOMEM,
+ * -EINVAL.  The caller keeps msg. */
+int rmsg_send(struct rmsg_endpoint *ep, const struct udp_addr *to,
+              const void *msg, size_t len, int timeout_ms);
+
+/* Queues a copy of msg for `to` and returns at once with its id (> 0).  The
+ * message must be acknowledged within timeout_ms (negative: no limit) or it
+ * is reported failed; rmsg_flush waits for all of them.  Errors as
+ * rmsg_core_send. */
+int64_t rmsg_send_async(struct rmsg_endpoint *ep, const struct udp_addr *to,
+                        const void *msg, size_t len, int timeout_ms);
+
+/* Waits until every message queued so far is acknowledged or failed, at
+ * most timeout_ms (negative: as long as it takes).  Returns 0 when all were
+ * acknowledged, the number of messages that failed since the last call
+ * (> 0; their details come from rmsg_failure), or -ETIMEDOUT. */
+int rmsg_flush(struct rmsg_endpoint *ep, int timeout_ms);
+
+/* Takes the oldest unreported failure of an asynchronous send.  Returns 0
+ * and fills *ev, or -EAGAIN when there is none. */
+int rmsg_failure(struct rmsg_endpoint *ep, struct rmsg_event *ev);
+
+/* Waits at most timeout_ms (negative: forever; 0: do not wait) for the next
+ * whole message from any peer.  Returns 0 with the sender in *from (may be
+ * NULL), a malloc'd buffer the caller frees with free() in *msg and its
+ * length in *len; or -ETIMEDOUT. */
+int rmsg_recv(struct rmsg_endpoint *ep, struct udp_addr *from, void **msg,
+              size_t *len, int timeout_ms);
+
+/* Copies the endpoint's counters (peer == NULL) or one peer's into *st.
+ * Returns 0 or -ENOENT. */
+int rmsg_stats(struct rmsg_endpoint *ep, const struct udp_addr *peer,
+               struct rmsg_stats *st);
+
+/* Sends trace lines to f (NULL turns tracing off). */
+void rmsg_trace(struct rmsg_endpoint *ep, FILE *f);
+
+#endif /* RMSG_H */

@@ -1,0 +1,53 @@
+/*
+ * simlink.h - a simulated network for driving protocol cores with a virtual
+ * clock: nodes exchange datagrams over a link that loses, duplicates,
+ * reorders, corrupts and delays them, all decided by one seeded generator,
+ * so a run is a pure function of its seed.
+ */
+#ifndef RMSG_SIMLINK_H
+#define RMSG_SIMLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rmsg.h"
+
+struct sim_faults {
+    double drop, dup, reorder, corrupt; /* probabilities per datagram */
+    rmsg_time delay_us;                 /* one-way base delay */
+    rmsg_time jitter_us;                /* extra delay for reordered ones */
+};
+
+struct sim;
+
+/* A link of n nodes (n <= 16), each with its own core built from cfg. */
+struct sim *sim_new(int n, const struct rmsg_config *cfg,
+                    const struct sim_faults *f, uint64_t seed);
+void sim_free(struct sim *s);
+
+struct rmsg_core *sim_core(struct sim *s, int node);
+const struct udp_addr *sim_addr(struct sim *s, int node);
+/* The node an address belongs to, or -1. */
+int sim_node_of(struct sim *s, const struct udp_addr *a);
+rmsg_time sim_now(const struct sim *s);
+/* Replaces a node's core by a fresh one (a crash and restart). */
+void sim_restart(struct sim *s, int node, uint64_t seed);
+/* Makes a node silent (it neither sends nor receives) until further notice. */
+void sim_silence(struct sim *s, int node, int silent);
+
+/* Moves every core's output onto the link and delivers what is due, then
+ * advances the clock to the next thing that will happen, but not beyond
+ * `until`.  Returns 0, or -1 when nothing would ever happen again (the
+ * clock then jumps to `until`). */
+int sim_step(struct sim *s, rmsg_time until);
+
+/* Counters of the link. */
+struct sim_counts {
+    uint64_t sent, dropped, duplicated, reordered, corrupted, delivered;
+};
+void sim_counts(const struct sim *s, struct sim_counts *out);
+
+/* A deterministic random number from the simulation's generator. */
+uint64_t sim_rand(struct sim *s);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * test_wire.c - the datagram format: round trips, and every way a datagram
+ * can be refused.  Also SipHash against its published test vectors.
+ */
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include "crc32c.h"
+#include "siphash.h"
+#include "tests.h"
+#include "wire.h"
+
+/* The SipHash paper's appendix: key 00..0f, messages 00, 00 01, ... */
+static void test_siphash_vectors(void)
+{
+    uint64_t k[2] = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+    uint8_t m[16];
+    for (int i = 0; i < 16; i++)
+        m[i] = (uint8_t)i;
+    CU_ASSERT_EQUAL(siphash24(k, m, 0), 0x726fdb47dd0e0e31ull);
+    CU_ASSERT_EQUAL(siphash24(k, m, 1), 0x74f839c593dc67fdull);
+    CU_ASSERT_EQUAL(siphash24(k, m, 15), 0xa129ca6149be45e5ull);
+}
+
+static struct wire_packet sample(void)
+{
+    static const uint8_t payload[5] = {1, 2, 3, 4, 5};
+    struct wire_packet p = {.type = WIRE_DATA, .flags = WIRE_FLAG_ACK,
+                            .nsack = 2, .src_cid = 0xdeadbeef,
+                            .dst_cid = 7, .ack = 0xfffffff0, .window = 99,
+                            .ack_delay_us = 1234, .max_msg = 1u << 30,
+                            .seq = 0xffffffff, .msg_len = 10,
+                            .frag_off = 5, .payload_len = 5,
+                            .payload = payload};
+    p.sack[0] = (struct wire_sack){0xfffffff2, 0xfffffff5};
+    p.sack[1] = (struct wire_sack){0xfffffffe, 3}; /* wraps */
+    return p;
+}
+
+static void test_round_trip(void)
+{
+    struct wire_packet p = sample(), q;
+    uint8_t buf[256];
+    size_t n = wire_encode(&p, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(n, WIRE_HEADER_BYTES + 2 * WIRE_SACK_BYTES +
+                           WIRE_DATA_BYTES + 5);
+    CU_ASSERT_EQUAL(n, wire_size(&p));
+    CU_ASSERT_EQUAL(buf[0], WIRE_VERSION);
+    CU_ASSERT_EQUAL(buf[4], 0xde); /* network byte order */
+    CU_ASSERT_EQUAL_FATAL(wire_decode(buf, n, &q), WIRE_OK);
+    CU_ASSERT_EQUAL(q.src_cid, p.src_cid);
+    CU_ASSERT_EQUAL(q.ack, p.ack);
+    CU_ASSERT_EQUAL(q.sack[1].end, 3u);
+    CU_ASSERT_EQUAL(q.seq, p.seq);
+    CU_ASSERT_EQUAL(q.payload_len, 5);
+    CU_ASSERT(memcmp(q.payload, p.payload, 5) == 0);
+    CU_ASSERT_EQUAL(wire_encode(&p, buf, n - 1), 0); /* too small */
+    struct wire_packet c = {.type = WIRE_CHALLENGE, .src_cid = 1,
+                            .cookie = 0x0102030405060708ull};
+    n = wire_encode(&c, buf, sizeof(buf));
+    CU_ASSERT_EQUAL_FATAL(wire_decode(buf, n, &q), WIRE_OK);
+    CU_ASSERT_EQUAL(q.cookie, c.cookie);
+}
+
+/* Re-encodes the CRC after a deliberate change, so that the change itself
+ * (not the checksum) is what the decoder must catch. */
+static void reseal(uint8_t *b, size_t n)
+{
+    memset(b + 12, 0, 4);
+    uint32_t c = crc32c(0, b, n);
+    b[12] = (uint8_t)(c >> 24);
+    b[13] = (uint8_t)(c >> 16);
+    b[14] = (uint8_t)(c >> 8);
+    b[15] = (uint8_t)c;
+}
+
+static void test_refusals(void)
+{
+    struct wire_packet p = sample(), q;
+    uint8_t good[256], b[256];
+    size_t n = wire_encode(&p, good, sizeof(good));
+    for (size_t len = 0; len < n; len++) /* every truncation */
+        CU_ASSERT_NOT_EQUAL(wire_decode(good, len, &q), WIRE_OK);
+    memcpy(b, good, n);
+    b[n - 1] ^= 1;
+    CU_ASSERT_EQUAL(wire_decode(b, n, &q), WIRE_ERR_CHECKSUM);
+    memcpy(b, good, n);
+    b[0] = 2;
+    CU_ASSERT_EQUAL(wire_decode(b, n, &q), WIRE_ERR_VERSION);
+    struct {
+        size_t at;
+        uint8_t v;
+    } forge[] = {
+        {1, 9},                /* unknown type */
+        {2, 0x80},             /* unknown flag */
+        {3, 40},               /* too many SACK blocks */
+        {3, 3},                /* SACK count past the end */
+        {4, 0},                /* src cid 0 (all four bytes) */
+    };
+    for (size_t i = 0; i < sizeof(forge) / sizeof(forge[0]); i++) {
+        memcpy(b, good, n);
+        if (forge[i].at == 4) { /* all four bytes of the cid */
+            memset(b + 4, 0, 4);
+        } else {
+            b[forge[i].at] = forge[i].v;
+        }
+        reseal(b, n);
+        CU_ASSERT_NOT_EQUAL(wire_decode(b, n, &q), WIRE_OK);
+    }
+    /* payload length that disagrees with the datagram */
+    size_t body = WIRE_HEADER_BYTES + 2 * WIRE_SACK_BYTES;
+    memcpy(b, good, n);
+    b[body + 13] = 6;
+    reseal(b, n);
+    CU_ASSERT_EQUAL(wire_decode(b, n, &q), WIRE_ERR_FORMAT);
+    /* fragment that would end past its message */
+    memcpy(b, good, n);
+    b[body + 11] = 6; /* offset 6 + 5 bytes > 10 */
+    reseal(b, n);
+    CU_ASSERT_EQUAL(wire_decode(b, n, &q), WIRE_ERR_FORMAT);
+    /* an empty SACK range */
+    memcpy(b, good, n);
+    memcpy(b + WIRE_HEADER_BYTES + 4, b + WIRE_HEADER_BYTES, 4);
+    reseal(b, n);
+    CU_ASSERT_EQUAL(wire_decode(b, n, &q), WIRE_ERR_FORMAT);
+}
+
+int test_wire_register(void)
+{
+    CU_pSuite s = CU_add_suite("wire", NULL, NULL);
+    if (s == NULL || !CU_add_test(s, "siphash vectors", test_siphash_vectors) ||
+        !CU_add_test(s, "encode and decode", test_round_trip) ||
+        !CU_add_test(s, "refusals", test_refusals))
+        return -1;
+    return 0;
+}
