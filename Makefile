@@ -83,6 +83,7 @@ cunit:
 # Runs every suite; the runner's exit status counts failed assertions.
 test: all $(TEST_BIN)
 	RMSG_BUILD=$(BUILD) $(TEST_BIN)
+	sh tests/examples.sh $(BUILD)
 
 # A clean build under AddressSanitizer and UndefinedBehaviorSanitizer.
 SAN_FLAGS = -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \

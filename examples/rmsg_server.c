@@ -14,7 +14,7 @@
 int main(int argc, char *argv[])
 {
     int port = argc > 1 ? atoi(argv[1]) : 10000;
-    int count = argc > 2 ? atoi(argv[2]) : -1;
+    int count = argc > 2 ? atoi(argv[2]) : 0; /* 0 = serve forever */
     struct rmsg_endpoint *ep;
     int rc = rmsg_open(port, NULL, &ep);
     if (rc < 0) {
@@ -24,7 +24,7 @@ int main(int argc, char *argv[])
     }
     printf("listening on port %d\n", rmsg_port(ep));
     fflush(stdout);
-    for (int served = 0; count < 0 || served < count; served++) {
+    for (int served = 0; count <= 0 || served < count; served++) {
         struct udp_addr from;
         void *msg;
         size_t len;
