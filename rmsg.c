@@ -38,6 +38,14 @@
  *   retransmission timer expires the oldest fragment is sent again and the
  *   timer doubles, up to rto_max_us.
  *
+ * Congestion control
+ *   How fast to send is lib/cc.c's decision, a BBR-style model of the path
+ *   (its bottleneck rate and its empty-queue round trip) that random loss
+ *   does not fool.  The core counts the bytes in flight, measures the
+ *   delivery rate every acknowledgment shows, keeps what is in flight under
+ *   the controller's window and spaces fragments out at its pacing rate;
+ *   rmsg_core_next reports when the pacer lets the next one go.
+ *
  * Flow control
  *   The receiver advertises how many more fragments it can hold: its
  *   configured window, less what out-of-order fragments and messages the
@@ -74,8 +82,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc.h"
 #include "siphash.h"
 #include "wire.h"
+
+#define IP_UDP_BYTES 28      /* IPv4 and UDP headers: the path carries them */
+#define CC_INITIAL_DGRAMS 32 /* initial congestion window */
+#define PACE_BURST_US 1000   /* most a late sender may catch up at once */
 
 /* ------------------------------------------------------------------------ */
 /* State                                                                     */
@@ -101,11 +114,16 @@ struct frag {
     struct msg *msg;
     uint32_t off;
     uint16_t len;
-    uint8_t tx;     /* times transmitted */
-    uint8_t sacked; /* reported received out of order */
-    uint8_t lost;   /* declared lost, waiting to be sent again */
+    uint8_t tx;      /* times transmitted */
+    uint8_t sacked;  /* reported received out of order */
+    uint8_t lost;    /* declared lost, waiting to be sent again */
+    uint8_t in_pipe; /* counted in the peer's bytes in flight */
+    uint8_t app_limited; /* sent while the sender had nothing more */
     rmsg_time sent;
     uint64_t order; /* transmission order, for RACK */
+    /* Delivery-rate sampling (the state when this copy was sent). */
+    uint64_t prior_delivered;
+    rmsg_time prior_time, first_sent;
 };
 
 /* A fragment waiting in the receiver's out-of-order buffer. */
@@ -152,7 +170,13 @@ struct peer {
     uint32_t peer_wnd;         /* fragments past snd_una the peer accepts */
     uint32_t peer_max_msg;     /* 0: not known yet */
     uint32_t lost;             /* fragments marked lost */
-    uint32_t cwnd;             /* fragments allowed in flight */
+    struct cc cc;              /* congestion control: window and pacing */
+    uint64_t pipe;             /* bytes sent, not acked, sacked or lost */
+    uint64_t delivered;        /* bytes known to have arrived */
+    rmsg_time delivered_time;  /* when `delivered` last grew */
+    rmsg_time first_sent_time; /* send time of the newest delivered */
+    uint64_t app_limited;      /* nonzero: idle until delivered passes it */
+    rmsg_time pace_at;         /* the next fragment may leave then */
     uint64_t tx_order, rack_order;
     rmsg_time rack_sent;
     uint32_t srtt, rttvar, rto, min_rtt; /* microseconds */
@@ -170,7 +194,8 @@ struct peer {
     int reassembling, discarding;
     int ack_now;         /* send an acknowledgment at the next output */
     rmsg_time ack_at;    /* delayed acknowledgment due (RMSG_NEVER: none) */
-    rmsg_time ack_since; /* arrival of the oldest unacknowledged fragment */
+    rmsg_time last_arrival; /* of the newest fragment; an acknowledgment
+                               reports how long ago that was */
 
     /* Control datagrams to send. */
     int send_reset, send_challenge, send_echo;
@@ -183,6 +208,7 @@ struct peer {
 struct rmsg_core {
     struct rmsg_config cfg;
     uint32_t payload_max; /* bytes of message per fragment */
+    uint32_t mss;         /* bytes on the wire of a full fragment */
     uint64_t rng;
     uint64_t key[2]; /* cookie key */
     uint64_t next_id;
@@ -361,6 +387,7 @@ int rmsg_core_new(const struct rmsg_config *cfg, uint64_t seed,
         (uint32_t)(cfg->datagram_max - WIRE_HEADER_BYTES - WIRE_DATA_BYTES);
     if (c->payload_max > UINT16_MAX)
         c->payload_max = UINT16_MAX;
+    c->mss = c->payload_max + WIRE_HEADER_BYTES + WIRE_DATA_BYTES + IP_UDP_BYTES;
     c->rng = seed;
     c->key[0] = next_rand(c);
     c->key[1] = next_rand(c);
@@ -422,7 +449,9 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->snd_una = p->snd_nxt = p->my_cid;
     p->peer_wnd = 16; /* until the peer says otherwise */
     p->peer_max_msg = 0;
-    p->cwnd = 64;
+    cc_init(&p->cc, c->mss, CC_INITIAL_DGRAMS);
+    p->pipe = p->delivered = p->app_limited = 0;
+    p->delivered_time = p->first_sent_time = p->pace_at = 0;
     p->lost = 0;
     p->have_rtt = 0;
     p->rto = c->cfg.rto_initial_us;
@@ -662,8 +691,7 @@ static struct frag *cut_fragment(struct rmsg_core *c, struct peer *p)
     if (m == NULL)
         return NULL;
     uint32_t in_flight = p->snd_nxt - p->snd_una;
-    uint32_t limit = p->cwnd < p->peer_wnd ? p->cwnd : p->peer_wnd;
-    if (in_flight >= limit || in_flight >= c->cfg.window)
+    if (in_flight >= p->peer_wnd || in_flight >= c->cfg.window)
         return NULL;
     /* The peer's size limit is learned from its first acknowledgment: a
      * long message sends only its first fragment until then. */
@@ -724,6 +752,12 @@ static void deliver(struct rmsg_core *c, struct peer *p, rmsg_time now)
         p->st.messages_received++;
         c->st.messages_received++;
         trace(c, now, &p->addr, "deliver len=%u", p->rlen);
+        /* A message of several fragments is bulk, not a request waiting
+         * for a reply to carry its acknowledgment: acknowledge it now, so
+         * a receiver that stops calling after it does not leave the
+         * sender retrying. */
+        if (p->rlen > c->payload_max)
+            p->ack_now = 1;
     }
     p->rbuf = NULL;
     p->rcap = p->rlen = p->rgot = 0;
@@ -859,8 +893,7 @@ static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
 static void on_data(struct rmsg_core *c, struct peer *p,
                     const struct wire_packet *w, rmsg_time now)
 {
-    if (p->unacked_frags == 0)
-        p->ack_since = now;
+    p->last_arrival = now;
     p->unacked_frags++;
     uint32_t ahead = w->seq - p->rcv_nxt;
     int taken;
@@ -895,6 +928,139 @@ static void on_data(struct rmsg_core *c, struct peer *p,
         p->ack_now = 1;
     else if (p->ack_at == RMSG_NEVER)
         p->ack_at = now + c->cfg.ack_delay_us;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Congestion control: bytes in flight, delivery rate, pacing                */
+/* ------------------------------------------------------------------------ */
+
+/* The model and its modes are in lib/cc.h.  The core's part is to count
+ * the bytes in flight ("pipe": sent, and neither acknowledged, selectively
+ * acknowledged nor declared lost), to measure the delivery rate each
+ * acknowledgment shows, and to space fragments out at the pacing rate. */
+
+static uint64_t frag_bytes(const struct frag *f)
+{
+    return (uint64_t)f->len + WIRE_HEADER_BYTES + WIRE_DATA_BYTES +
+           IP_UDP_BYTES;
+}
+
+static void pipe_leave(struct peer *p, struct frag *f)
+{
+    if (f->in_pipe) {
+        f->in_pipe = 0;
+        p->pipe -= frag_bytes(f);
+    }
+}
+
+static void mark_lost(struct peer *p, struct frag *f, uint32_t seq)
+{
+    if (!f->lost) {
+        f->lost = 1;
+        p->lost++;
+    }
+    pipe_leave(p, f);
+    if (seq_lt(seq, p->lost_hint))
+        p->lost_hint = seq;
+}
+
+/* True when the congestion window and the pacer let a fragment leave. */
+static int may_send_data(const struct peer *p, rmsg_time now)
+{
+    return p->pipe < p->cc.cwnd && p->pace_at <= now;
+}
+
+/* Notes at sending what the delivery-rate sample of this copy will need:
+ * how much had been delivered, and when (the method of Cheng et al.,
+ * draft-cheng-iccrg-delivery-rate-estimation).  Then the pacer: the next
+ * fragment may leave one datagram-time later at the pacing rate; a sender
+ * that slept past its turn may catch up by a short burst only. */
+static void on_frag_sent(struct peer *p, struct frag *f, rmsg_time now)
+{
+    if (p->pipe == 0) {
+        p->first_sent_time = now;
+        p->delivered_time = now;
+    }
+    f->prior_delivered = p->delivered;
+    f->prior_time = p->delivered_time;
+    f->first_sent = p->first_sent_time;
+    f->app_limited = p->app_limited != 0;
+    f->in_pipe = 1;
+    p->pipe += frag_bytes(f);
+    uint64_t rate = p->cc.pacing_rate;
+    if (rate == 0)
+        return;
+    rmsg_time gap = (rmsg_time)(frag_bytes(f) * 1000000 / rate);
+    rmsg_time burst = gap * 64 < PACE_BURST_US ? gap * 64 : PACE_BURST_US;
+    if (p->pace_at < now - burst)
+        p->pace_at = now - burst;
+    p->pace_at += gap;
+}
+
+/* The newest fragment an acknowledgment reports delivered: its delivery
+ * rate sample is the freshest. */
+struct rate_pick {
+    const struct frag *f;
+    uint64_t order, prior_delivered;
+    rmsg_time prior_time, first_sent, sent;
+    int app_limited;
+};
+
+static void on_frag_delivered(struct peer *p, struct frag *f,
+                              struct rate_pick *pick)
+{
+    pipe_leave(p, f);
+    p->delivered += frag_bytes(f);
+    if (pick->f == NULL || f->order > pick->order)
+        *pick = (struct rate_pick){f, f->order, f->prior_delivered,
+                                   f->prior_time, f->first_sent, f->sent,
+                                   f->app_limited};
+}
+
+/* Turns an acknowledgment's deliveries into a rate sample for the
+ * controller: bytes delivered since the picked fragment left, over the
+ * longer of its send and acknowledgment intervals (the shorter would
+ * overstate the rate when sends or acks bunch up). */
+static void rate_sample(struct rmsg_core *c, struct peer *p,
+                        const struct rate_pick *pick, uint64_t acked,
+                        uint32_t rtt_us, rmsg_time now)
+{
+    if (pick->f == NULL)
+        return;
+    struct cc_sample rs = {.acked = acked, .delivered = p->delivered,
+                           .prior_delivered = pick->prior_delivered,
+                           .app_limited = pick->app_limited,
+                           .rtt_us = rtt_us, .inflight = p->pipe};
+    p->delivered_time = now;
+    p->first_sent_time = pick->sent;
+    rmsg_time send_span = pick->sent - pick->first_sent;
+    rmsg_time ack_span = now - pick->prior_time;
+    rmsg_time span = send_span > ack_span ? send_span : ack_span;
+    if (span > 0 && span >= (rmsg_time)p->cc.min_rtt_us)
+        rs.rate = (p->delivered - pick->prior_delivered) * 1000000 /
+                  (uint64_t)span;
+    if (p->app_limited && p->delivered > p->app_limited)
+        p->app_limited = 0;
+    enum cc_mode was = p->cc.mode;
+    cc_on_ack(&p->cc, &rs, p->have_rtt ? p->srtt : 0, now);
+    if (p->cc.mode != was) {
+        static const char *mode[] = {"startup", "drain", "probe-bw",
+                                     "probe-rtt"};
+        trace(c, now, &p->addr,
+              "cc %s bw=%lluB/s min_rtt=%uus cwnd=%llu pipe=%llu",
+              mode[p->cc.mode], (unsigned long long)p->cc.bw,
+              p->cc.min_rtt_us, (unsigned long long)p->cc.cwnd,
+              (unsigned long long)p->pipe);
+    }
+}
+
+/* With nothing to send and room in the window, the sender is limited by
+ * the application, not the path: samples until what is in flight now has
+ * been delivered say so. */
+static void note_app_limited(struct peer *p)
+{
+    if (p->cutting == NULL && p->lost == 0 && p->pipe < p->cc.cwnd)
+        p->app_limited = p->delivered + p->pipe ? p->delivered + p->pipe : 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -982,10 +1148,7 @@ static void detect_losses(struct rmsg_core *c, struct peer *p, rmsg_time now)
             continue;
         rmsg_time due = f->sent + rtt + reo;
         if (now >= due) {
-            f->lost = 1;
-            p->lost++;
-            if (seq_lt(s, p->lost_hint))
-                p->lost_hint = s;
+            mark_lost(p, f, s);
         } else {
             p->rack_at = tmin(p->rack_at, due);
         }
@@ -1019,11 +1182,15 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
     }
     int fresh = !seq_lt(w->ack, p->snd_una);
     struct frag *newest = NULL;
+    struct rate_pick pick = {0};
+    uint64_t before = p->delivered;
     uint32_t acked = 0;
     for (; fresh && seq_lt(p->snd_una, w->ack); p->snd_una++, acked++) {
         struct frag *f = &p->sw[p->snd_una & (p->sw_cap - 1)];
-        if (!f->sacked)
+        if (!f->sacked) {
             rack_note(p, f, &newest);
+            on_frag_delivered(p, f, &pick);
+        }
         frag_acked(c, p, f, now);
     }
     for (int i = 0; i < w->nsack; i++) {
@@ -1042,14 +1209,18 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
                 p->lost--;
             }
             rack_note(p, f, &newest);
+            on_frag_delivered(p, f, &pick);
         }
     }
+    uint32_t rtt = 0;
     if (newest) {
         rmsg_time r = now - newest->sent;
         if (r > (rmsg_time)w->ack_delay_us)
             r -= w->ack_delay_us;
-        rtt_sample(c, p, r > UINT32_MAX ? UINT32_MAX : (uint32_t)r);
+        rtt = r > UINT32_MAX ? UINT32_MAX : r > 0 ? (uint32_t)r : 1;
+        rtt_sample(c, p, rtt);
     }
+    rate_sample(c, p, &pick, p->delivered - before, rtt, now);
     if (fresh) {
         p->peer_wnd = w->window;
         if (w->max_msg != p->peer_max_msg) {
@@ -1057,15 +1228,15 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
             enforce_peer_max(c, p, now);
         }
     }
-    if (acked > 0) {
+    /* Anything newly delivered, selectively acknowledged too, shows the
+     * path works: the retransmission timer restarts (as Linux does; RACK
+     * finds the holes, the timer is for when nothing comes back at all). */
+    if (p->delivered > before) {
         p->backoff = 0;
-        if (p->cwnd < c->cfg.window)
-            p->cwnd = p->cwnd + acked < c->cfg.window ? p->cwnd + acked
-                                                      : c->cfg.window;
         p->rto_at = p->snd_una == p->snd_nxt ? RMSG_NEVER : now + p->rto;
-        if (seq_lt(p->lost_hint, p->snd_una))
-            p->lost_hint = p->snd_una;
     }
+    if (seq_lt(p->lost_hint, p->snd_una))
+        p->lost_hint = p->snd_una;
     detect_losses(c, p, now);
 }
 
@@ -1232,8 +1403,10 @@ static void expire_messages(struct rmsg_core *c, struct peer *p,
     }
 }
 
-/* The retransmission timer: the oldest fragment not known to have arrived
- * is sent again and the timer backs off (RFC 6298 section 5). */
+/* The retransmission timer: every fragment not known to have arrived is
+ * declared lost and sent again, oldest first, as the congestion window
+ * (back to its minimum) allows, and the timer backs off (RFC 6298 section
+ * 5; RFC 8985 section 7.4 for marking all of them). */
 static void retransmission_timer(struct rmsg_core *c, struct peer *p,
                                  rmsg_time now)
 {
@@ -1247,21 +1420,14 @@ static void retransmission_timer(struct rmsg_core *c, struct peer *p,
     c->st.timeouts++;
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
-        if (f->sacked || f->msg == NULL)
-            continue;
-        if (!f->lost) {
-            f->lost = 1;
-            p->lost++;
-        }
-        if (seq_lt(s, p->lost_hint))
-            p->lost_hint = s;
-        break;
+        if (!f->sacked && f->msg != NULL)
+            mark_lost(p, f, s);
     }
     if (p->backoff < 30)
         p->backoff++;
     uint64_t rto = (uint64_t)p->rto * 2;
     p->rto = rto > c->cfg.rto_max_us ? c->cfg.rto_max_us : (uint32_t)rto;
-    p->cwnd = p->cwnd / 2 > 16 ? p->cwnd / 2 : 16;
+    cc_on_timeout(&p->cc);
     p->rto_at = now + p->rto;
     trace(c, now, &p->addr, "timeout rto=%uus backoff=%d", p->rto,
           p->backoff);
@@ -1313,7 +1479,7 @@ static void fill_header(struct rmsg_core *c, struct peer *p,
     w->ack = p->rcv_nxt;
     w->window = p->adv_wnd = recv_window(c, p);
     w->max_msg = c->cfg.msg_max;
-    rmsg_time held = p->unacked_frags ? now - p->ack_since : 0;
+    rmsg_time held = p->unacked_frags ? now - p->last_arrival : 0;
     w->ack_delay_us = held > UINT32_MAX ? UINT32_MAX : (uint32_t)held;
     if (p->held_count > 0 && room > 0)
         w->nsack = (uint8_t)build_sacks(p, w->sack, room);
@@ -1375,6 +1541,7 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
         f->tx++;
     f->sent = now;
     f->order = ++p->tx_order;
+    on_frag_sent(p, f, now);
     if (p->rto_at == RMSG_NEVER)
         p->rto_at = now + p->rto;
     return emit(c, p, &w, buf, cap, now);
@@ -1424,7 +1591,8 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
     int n = control_output(c, p, buf, cap, now);
     if (n > 0)
         return n;
-    int64_t lost = next_lost(p);
+    int ok = may_send_data(p, now);
+    int64_t lost = ok ? next_lost(p) : -1;
     if (lost >= 0) {
         struct frag *f = &p->sw[(uint32_t)lost & (p->sw_cap - 1)];
         f->lost = 0;
@@ -1442,10 +1610,11 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
         }
     }
     uint32_t seq = p->snd_nxt;
-    struct frag *f = cut_fragment(c, p);
+    struct frag *f = ok ? cut_fragment(c, p) : NULL;
     p->peer_wnd = p->peer_wnd == 1 && wnd == 0 ? 0 : p->peer_wnd;
     if (f)
         return send_frag(c, p, seq, buf, cap, now);
+    note_app_limited(p);
     if (p->ack_now && p->peer_cid != 0) {
         struct wire_packet w = {.type = WIRE_ACK};
         fill_header(c, p, &w, WIRE_MAX_SACK, now);
@@ -1480,19 +1649,24 @@ int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
     return 0;
 }
 
-/* True when p has a datagram to send right now. */
-static int peer_ready(const struct peer *p)
+/* When p next has a datagram to send (0: now; RMSG_NEVER: not until
+ * something arrives or a timer runs). */
+static rmsg_time peer_due(const struct rmsg_core *c, const struct peer *p)
 {
-    if (p->send_echo || p->send_challenge || p->lost > 0 ||
-        (p->ack_now && p->peer_cid != 0))
-        return 1;
+    if (p->send_echo || p->send_challenge || (p->ack_now && p->peer_cid != 0))
+        return 0;
+    if (p->pipe >= p->cc.cwnd)
+        return RMSG_NEVER;
+    if (p->lost > 0)
+        return p->pace_at;
     if (p->cutting == NULL)
-        return 0;
+        return RMSG_NEVER;
     uint32_t in_flight = p->snd_nxt - p->snd_una;
-    uint32_t limit = p->cwnd < p->peer_wnd ? p->cwnd : p->peer_wnd;
     if (p->peer_max_msg == 0 && p->cutting->cut > 0)
-        return 0;
-    return in_flight < limit;
+        return RMSG_NEVER;
+    if (in_flight >= p->peer_wnd || in_flight >= c->cfg.window)
+        return RMSG_NEVER;
+    return p->pace_at;
 }
 
 rmsg_time rmsg_core_next(struct rmsg_core *c)
@@ -1501,8 +1675,7 @@ rmsg_time rmsg_core_next(struct rmsg_core *c)
         return 0;
     rmsg_time t = RMSG_NEVER;
     for (struct peer *p = c->peers; p; p = p->next) {
-        if (peer_ready(p))
-            return 0;
+        t = tmin(t, peer_due(c, p));
         t = tmin(t, p->deadline_next);
         t = tmin(t, p->rto_at);
         t = tmin(t, p->rack_at);
@@ -1567,6 +1740,13 @@ void rmsg_core_ack_now(struct rmsg_core *c)
             p->ack_now = 1;
 }
 
+void rmsg_core_trace(struct rmsg_core *c,
+                     void (*fn)(void *arg, const char *line), void *arg)
+{
+    c->cfg.trace = fn;
+    c->cfg.trace_arg = arg;
+}
+
 uint64_t rmsg_core_pending(const struct rmsg_core *c)
 {
     return c->pending;
@@ -1592,8 +1772,11 @@ int rmsg_core_stats(const struct rmsg_core *c, const struct udp_addr *peer,
         st->srtt_us = p->srtt;
         st->rttvar_us = p->rttvar;
         st->rto_us = p->rto;
-        st->cwnd = p->cwnd;
+        st->cwnd = (uint32_t)(p->cc.cwnd / c->mss);
         st->in_flight = p->snd_nxt - p->snd_una;
+        st->delivery_rate = p->cc.bw;
+        st->pacing_rate = p->cc.pacing_rate;
+        st->min_rtt_us = p->cc.min_rtt_us;
     }
     return 0;
 }

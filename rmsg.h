@@ -103,7 +103,11 @@ struct rmsg_stats {
     uint64_t resets;             /* relations restarted */
     uint32_t peers;              /* relations now */
     uint32_t srtt_us, rttvar_us, rto_us; /* per peer; endpoint: last peer */
-    uint32_t cwnd, in_flight;    /* fragments */
+    uint32_t cwnd, in_flight;    /* fragments: congestion window, sent and
+                                    not yet acknowledged */
+    uint64_t delivery_rate;      /* bytes/s the path delivers (estimate) */
+    uint64_t pacing_rate;        /* bytes/s the sender spaces data to */
+    uint32_t min_rtt_us;         /* lowest recent round trip */
     uint64_t memory;             /* receive-side bytes held (reassembly,
                                     out of order, unread) */
 };
@@ -173,6 +177,11 @@ int rmsg_core_event(struct rmsg_core *c, struct rmsg_event *ev);
  * than wait for data to ride on: call it when the application is about to
  * wait with nothing to send. */
 void rmsg_core_ack_now(struct rmsg_core *c);
+
+/* Sets (or, with fn NULL, removes) the trace callback of the core: one
+ * line per protocol event.  Lines are only formatted while one is set. */
+void rmsg_core_trace(struct rmsg_core *c,
+                     void (*fn)(void *arg, const char *line), void *arg);
 
 /* Messages queued or in flight but not yet acknowledged or failed. */
 uint64_t rmsg_core_pending(const struct rmsg_core *c);

@@ -275,11 +275,14 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
         ep->cfg = *cfg;
     else
         rmsg_config_default(&ep->cfg);
-    ep->cfg.trace = trace_to_file;
-    ep->cfg.trace_arg = ep;
+    /* The caller's own trace callback, if any, is kept; otherwise
+     * RMSG_TRACE or rmsg_trace send lines to a file. */
     const char *t = getenv("RMSG_TRACE");
-    if (t && *t && strcmp(t, "0") != 0)
+    if (ep->cfg.trace == NULL && t && *t && strcmp(t, "0") != 0) {
         ep->trace = stderr;
+        ep->cfg.trace = trace_to_file;
+        ep->cfg.trace_arg = ep;
+    }
     uint64_t seed = (uint64_t)now_us() ^ ((uint64_t)getpid() << 32);
     FILE *ur = fopen("/dev/urandom", "rb");
     if (ur) {
@@ -326,6 +329,12 @@ void rmsg_close(struct rmsg_endpoint *ep)
 {
     if (ep == NULL)
         return;
+    /* Acknowledgments still held back for data to ride on leave now:
+     * peers waiting for them would otherwise retry until they time out. */
+    pthread_mutex_lock(&ep->lock);
+    rmsg_core_ack_now(ep->core);
+    flush_output(ep, now_us());
+    pthread_mutex_unlock(&ep->lock);
     UDP_Close(ep->fd);
     close(ep->wake[0]);
     close(ep->wake[1]);
@@ -347,6 +356,7 @@ void rmsg_trace(struct rmsg_endpoint *ep, FILE *f)
 {
     pthread_mutex_lock(&ep->lock);
     ep->trace = f;
+    rmsg_core_trace(ep->core, f ? trace_to_file : NULL, ep);
     pthread_mutex_unlock(&ep->lock);
 }
 

@@ -25,6 +25,7 @@ struct sim {
     struct rmsg_core *core[16];
     struct udp_addr addr[16];
     int silent[16];
+    int64_t link_free_ns[16]; /* when each node's bottleneck is next idle */
     rmsg_time now;
     uint64_t rng, order;
     struct flight *heap;
@@ -174,11 +175,33 @@ void sim_silence(struct sim *s, int node, int silent)
     s->silent[node] = silent;
 }
 
+/* Passes a datagram through the sender's bottleneck: returns when it has
+ * left it, or -1 when the queue is full and it is dropped. */
+static rmsg_time bottleneck(struct sim *s, int from, size_t len)
+{
+    if (s->f.rate_bps == 0)
+        return s->now;
+    int64_t now_ns = s->now * 1000;
+    int64_t *free_ns = &s->link_free_ns[from];
+    int64_t start = *free_ns > now_ns ? *free_ns : now_ns;
+    double backlog = (double)(start - now_ns) * 1e-9 * (double)s->f.rate_bps;
+    if (backlog + (double)len > (double)s->f.queue_bytes) {
+        s->counts.overflowed++;
+        return -1;
+    }
+    *free_ns = start + (int64_t)((double)(len + 28) * 1e9 /
+                                 (double)s->f.rate_bps);
+    return (*free_ns + 999) / 1000;
+}
+
 /* Puts one datagram on the link, applying the faults. */
 static void transmit(struct sim *s, int from, int to, const uint8_t *d,
                      size_t len)
 {
     s->counts.sent++;
+    rmsg_time left = bottleneck(s, from, len);
+    if (left < 0)
+        return;
     if (unit(s) < s->f.drop) {
         s->counts.dropped++;
         return;
@@ -189,7 +212,7 @@ static void transmit(struct sim *s, int from, int to, const uint8_t *d,
         s->counts.duplicated++;
     }
     for (int k = 0; k < copies; k++) {
-        struct flight f = {.at = s->now + s->f.delay_us, .order = s->order++,
+        struct flight f = {.at = left + s->f.delay_us, .order = s->order++,
                            .to = to, .from = from, .len = len};
         if (unit(s) < s->f.reorder) {
             f.at += 1 + (rmsg_time)(unit(s) * (double)(s->f.jitter_us + 1));

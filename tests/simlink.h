@@ -16,6 +16,12 @@ struct sim_faults {
     double drop, dup, reorder, corrupt; /* probabilities per datagram */
     rmsg_time delay_us;                 /* one-way base delay */
     rmsg_time jitter_us;                /* extra delay for reordered ones */
+    /* A bottleneck on each node's way out, like a token-bucket qdisc:
+     * datagrams leave at rate_bps bytes/s (28 bytes of IP and UDP headers
+     * counted), waiting in a FIFO of queue_bytes; what does not fit is
+     * dropped.  rate_bps 0: no bottleneck.  Random drop happens after it. */
+    uint64_t rate_bps;
+    size_t queue_bytes;
 };
 
 struct sim;
@@ -44,6 +50,7 @@ int sim_step(struct sim *s, rmsg_time until);
 /* Counters of the link. */
 struct sim_counts {
     uint64_t sent, dropped, duplicated, reordered, corrupted, delivered;
+    uint64_t overflowed; /* dropped because the bottleneck queue was full */
 };
 void sim_counts(const struct sim *s, struct sim_counts *out);
 

@@ -299,6 +299,117 @@ static void test_slow_reader(void)
     run_seeds(&sc, 300000, 20);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Congestion: a bulk transfer through a bottleneck                          */
+/* ------------------------------------------------------------------------ */
+
+struct bulk {
+    double goodput; /* message bytes per second of virtual time */
+    struct rmsg_stats st;
+    struct sim_counts link;
+};
+
+/* Sends `msgs` messages of `size` bytes from node 0 to node 1 as fast as
+ * the core takes them and checks each arrives intact and in order.
+ * Returns 0, or -1 with a reason. */
+static int bulk_run(const struct sim_faults *f, int msgs, size_t size,
+                    uint64_t seed, struct bulk *out, char *why, size_t cap)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    struct sim *sim = sim_new(2, &cfg, f, seed);
+    struct rmsg_core *tx = sim_core(sim, 0), *rx = sim_core(sim, 1);
+    uint8_t *buf = malloc(size);
+    int queued = 0, got = 0, rc = 0;
+    rmsg_time start = sim_now(sim);
+    while (rc == 0 && (got < msgs || rmsg_core_pending(tx) > 0)) {
+        while (queued < msgs) {
+            for (size_t k = 0; k < size; k += 4096)
+                buf[k] = content(0, 1, queued, k);
+            int64_t id = rmsg_core_send(tx, sim_addr(sim, 1), buf, size, 0,
+                                        RMSG_NEVER, sim_now(sim));
+            if (id == -ENOBUFS)
+                break;
+            queued++;
+        }
+        /* Small steps, so the end is timed to the millisecond. */
+        sim_step(sim, sim_now(sim) + 1000);
+        void *m;
+        size_t len;
+        struct udp_addr from;
+        while (rc == 0 && rmsg_core_recv(rx, &from, &m, &len) == 0) {
+            int ok = len == size;
+            for (size_t k = 0; ok && k < size; k += 4096)
+                ok = ((uint8_t *)m)[k] == content(0, 1, got, k);
+            free(m);
+            if (!ok) {
+                snprintf(why, cap, "message %d arrived damaged", got);
+                rc = -1;
+            }
+            got++;
+        }
+        if (sim_now(sim) - start > 600 * 1000000LL) {
+            snprintf(why, cap, "only %d of %d messages after 600 s", got,
+                     msgs);
+            rc = -1;
+        }
+    }
+    out->goodput = (double)size * msgs / ((double)(sim_now(sim) - start) / 1e6);
+    rmsg_core_stats(tx, NULL, &out->st);
+    sim_counts(sim, &out->link);
+    free(buf);
+    sim_free(sim);
+    return rc;
+}
+
+/* A 100 Mbit/s bottleneck with a 100 KB queue, 1 ms each way: the sender
+ * must fill it (at least 90% of the link rate as goodput, although headers
+ * take 5% of it) without overrunning it (retransmissions no more than the
+ * random drop rate plus 1%). */
+static void test_bottleneck_filled_not_overrun(void)
+{
+    struct sim_faults f = {.drop = 0.01, .delay_us = 1000,
+                           .rate_bps = 12500000, .queue_bytes = 100000};
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct bulk b;
+        char why[128];
+        int rc = bulk_run(&f, 24, 1 << 20, seed, &b, why, sizeof(why));
+        if (rc != 0)
+            fprintf(stderr, "\n  seed %" PRIu64 ": %s\n", seed, why);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        double retx = (double)b.st.retransmissions / (double)b.st.datagrams_sent;
+        if (getenv("RMSG_SIM_VERBOSE") || b.goodput < 0.9 * 12.5e6 ||
+            retx > 0.02)
+            fprintf(stderr, "\n  seed %" PRIu64 ": goodput %.2f MB/s, "
+                    "retransmitted %.2f%%, overflowed %" PRIu64 "\n", seed,
+                    b.goodput / 1e6, retx * 100, b.link.overflowed);
+        CU_ASSERT(b.goodput >= 0.9 * 12.5e6);
+        CU_ASSERT(retx <= 0.01 + 0.01);
+    }
+}
+
+/* Random loss is not congestion: with 5% of datagrams dropped at random
+ * (both ways) the goodput over the same bottleneck stays at least 0.75 of
+ * the loss-free goodput. */
+static void test_random_loss_not_congestion(void)
+{
+    struct sim_faults f = {.delay_us = 1000, .rate_bps = 12500000,
+                           .queue_bytes = 100000};
+    struct bulk clean, lossy;
+    char why[128];
+    CU_ASSERT_EQUAL_FATAL(bulk_run(&f, 16, 1 << 20, 7, &clean, why,
+                                   sizeof(why)), 0);
+    f.drop = 0.05;
+    int rc = bulk_run(&f, 16, 1 << 20, 7, &lossy, why, sizeof(why));
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", why);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    if (getenv("RMSG_SIM_VERBOSE") || lossy.goodput < 0.75 * clean.goodput)
+        fprintf(stderr, "\n  goodput clean %.2f MB/s, 5%% loss %.2f MB/s\n",
+                clean.goodput / 1e6, lossy.goodput / 1e6);
+    CU_ASSERT(lossy.goodput >= 0.75 * clean.goodput);
+}
+
 int test_rmsg_sim_register(void)
 {
     CU_pSuite s = CU_add_suite("rmsg-sim", NULL, NULL);
@@ -308,7 +419,11 @@ int test_rmsg_sim_register(void)
         !CU_add_test(s, "three nodes, every direction at once",
                      test_three_nodes_all_directions) ||
         !CU_add_test(s, "multi-megabyte messages", test_large_messages) ||
-        !CU_add_test(s, "slow reader: flow control", test_slow_reader))
+        !CU_add_test(s, "slow reader: flow control", test_slow_reader) ||
+        !CU_add_test(s, "bottleneck filled, not overrun",
+                     test_bottleneck_filled_not_overrun) ||
+        !CU_add_test(s, "random loss is not congestion",
+                     test_random_loss_not_congestion))
         return -1;
     return 0;
 }
