@@ -89,6 +89,8 @@
 #define IP_UDP_BYTES 28      /* IPv4 and UDP headers: the path carries them */
 #define CC_INITIAL_DGRAMS 32 /* initial congestion window */
 #define PACE_BURST_US 1000   /* most a late sender may catch up at once */
+#define ACK_DELAY_CAP_US 25000 /* most of a peer's ack delay the timer waits
+                                  for: beyond, the peer is not calling in */
 
 /* ------------------------------------------------------------------------ */
 /* State                                                                     */
@@ -180,6 +182,9 @@ struct peer {
     uint64_t tx_order, rack_order;
     rmsg_time rack_sent;
     uint32_t srtt, rttvar, rto, min_rtt; /* microseconds */
+    uint32_t ack_delay_max;              /* longest the peer held an ack */
+    uint32_t rx_frag_size;               /* the peer's fragment size, for
+                                            the trace */
     int have_rtt;
     int backoff; /* consecutive timer expiries */
     rmsg_time rto_at, probe_at;
@@ -205,6 +210,14 @@ struct peer {
     struct rmsg_stats st;
 };
 
+/* A relation set aside to make room in the peer table, remembered so that
+ * its peer can carry on where it left off (see "Relations" at the top). */
+struct tomb {
+    struct udp_addr addr;
+    uint32_t my_cid, peer_cid, snd_nxt, rcv_nxt, peer_max_msg;
+    int used;
+};
+
 struct rmsg_core {
     struct rmsg_config cfg;
     uint32_t payload_max; /* bytes of message per fragment */
@@ -215,6 +228,7 @@ struct rmsg_core {
     struct peer *peers;
     struct peer **buckets;
     uint32_t nbuckets, npeers;
+    struct tomb *tombs; /* nbuckets / 2 slots, by address hash */
     struct delivery *dq, *dq_tail;
     struct event *evq, *evq_tail;
     size_t mem; /* reassembly + held + unread bytes, all peers */
@@ -395,7 +409,10 @@ int rmsg_core_new(const struct rmsg_config *cfg, uint64_t seed,
     while (c->nbuckets < cfg->max_peers * 2)
         c->nbuckets *= 2;
     c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
-    if (c->buckets == NULL) {
+    c->tombs = calloc(c->nbuckets / 2, sizeof(*c->tombs));
+    if (c->buckets == NULL || c->tombs == NULL) {
+        free(c->buckets);
+        free(c->tombs);
         free(c);
         return -ENOMEM;
     }
@@ -424,6 +441,7 @@ void rmsg_core_free(struct rmsg_core *c)
         free(e);
     }
     free(c->buckets);
+    free(c->tombs);
     free(c);
 }
 
@@ -454,6 +472,7 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->delivered_time = p->first_sent_time = p->pace_at = 0;
     p->lost = 0;
     p->have_rtt = 0;
+    p->ack_delay_max = 0;
     p->rto = c->cfg.rto_initial_us;
     p->backoff = 0;
     p->rto_at = p->probe_at = RMSG_NEVER;
@@ -468,11 +487,16 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->adv_wnd = 0;
 }
 
-/* A new peer with an empty relation, or NULL when the table is full or
- * memory is short (counted as refused). */
+static int evict_idle_peer(struct rmsg_core *c, rmsg_time now);
+
+/* A new peer with an empty relation, or NULL when the table is full (and
+ * no idle relation can be set aside) or memory is short (counted as
+ * refused). */
 static struct peer *peer_new(struct rmsg_core *c, const struct udp_addr *a,
                              rmsg_time now)
 {
+    if (c->npeers >= c->cfg.max_peers)
+        evict_idle_peer(c, now);
     if (c->npeers >= c->cfg.max_peers || addr_key(a, (uint8_t[20]){0}) == 0) {
         c->st.refused++;
         return NULL;
@@ -536,8 +560,6 @@ static void relation_clear(struct rmsg_core *c, struct peer *p, int error)
     p->rbuf = NULL;
     p->rcap = p->rlen = p->rgot = 0;
     p->reassembling = p->discarding = 0;
-    p->st.resets++;
-    c->st.resets++;
 }
 
 static void peer_free(struct rmsg_core *c, struct peer *p)
@@ -550,6 +572,82 @@ static void peer_free(struct rmsg_core *c, struct peer *p)
     free(p->sw);
     free(p->rw);
     free(p);
+}
+
+/* True when nothing is in progress with p in either direction: all it
+ * sent has been delivered and acknowledged, all we sent it acknowledged,
+ * nothing is held back.  Such a relation is fully described by its ids and
+ * sequence numbers, so it can be set aside and taken up again. */
+static int peer_quiescent(const struct peer *p)
+{
+    return p->peer_cid != 0 && p->sendq == NULL && p->snd_una == p->snd_nxt &&
+           p->held_count == 0 && !p->reassembling && !p->discarding &&
+           p->unread_bytes == 0 && !p->ack_now && p->ack_at == RMSG_NEVER &&
+           !p->send_echo && !p->send_challenge;
+}
+
+static void peer_unlink(struct rmsg_core *c, struct peer *p)
+{
+    struct peer **pp = &c->buckets[addr_hash(c, &p->addr) & (c->nbuckets - 1)];
+    while (*pp != p)
+        pp = &(*pp)->hash_next;
+    *pp = p->hash_next;
+    for (pp = &c->peers; *pp != p;)
+        pp = &(*pp)->next;
+    *pp = p->next;
+    c->npeers--;
+}
+
+/* Makes room in a full peer table: the relation heard from longest ago
+ * among those quiescent and silent for at least rto_max (so the peer is
+ * not retrying anything) becomes a tombstone.  A tombstone slot is chosen
+ * by address hash and a newer one overwrites an older; a peer whose
+ * tombstone is gone gets RESET on its next datagram, as after a restart.
+ * Returns 1 when a relation was set aside.  O(peers): it runs only when the
+ * table is full. */
+static int evict_idle_peer(struct rmsg_core *c, rmsg_time now)
+{
+    struct peer *victim = NULL;
+    for (struct peer *p = c->peers; p; p = p->next)
+        if (peer_quiescent(p) && now - p->last_heard >= c->cfg.rto_max_us &&
+            (victim == NULL || p->last_heard < victim->last_heard))
+            victim = p;
+    if (victim == NULL)
+        return 0;
+    struct tomb *t = &c->tombs[addr_hash(c, &victim->addr) &
+                               (c->nbuckets / 2 - 1)];
+    *t = (struct tomb){.addr = victim->addr, .my_cid = victim->my_cid,
+                       .peer_cid = victim->peer_cid,
+                       .snd_nxt = victim->snd_nxt, .rcv_nxt = victim->rcv_nxt,
+                       .peer_max_msg = victim->peer_max_msg, .used = 1};
+    trace(c, now, &victim->addr, "evict idle relation");
+    peer_unlink(c, victim);
+    c->st.evicted++;
+    peer_free(c, victim);
+    return 1;
+}
+
+/* Takes up a relation set aside by evict_idle_peer when its peer sends on
+ * it again.  Returns the peer, or NULL when there is no such tombstone. */
+static struct peer *peer_revive(struct rmsg_core *c,
+                                const struct udp_addr *from, uint32_t dst_cid,
+                                uint32_t src_cid, rmsg_time now)
+{
+    struct tomb *t = &c->tombs[addr_hash(c, from) & (c->nbuckets / 2 - 1)];
+    if (!t->used || t->my_cid != dst_cid || t->peer_cid != src_cid ||
+        !addr_eq(&t->addr, from))
+        return NULL;
+    struct peer *p = peer_new(c, from, now);
+    if (p == NULL)
+        return NULL;
+    p->my_cid = t->my_cid;
+    p->peer_cid = t->peer_cid;
+    p->snd_una = p->snd_nxt = p->lost_hint = t->snd_nxt;
+    p->rcv_nxt = t->rcv_nxt;
+    p->peer_max_msg = t->peer_max_msg;
+    t->used = 0;
+    trace(c, now, from, "revive relation");
+    return p;
 }
 
 /* Grows a ring of fragment slots so that `need` slots fit, re-placing the
@@ -1085,7 +1183,12 @@ static void rtt_sample(const struct rmsg_core *c, struct peer *p,
         if (r < p->min_rtt)
             p->min_rtt = r;
     }
-    uint64_t rto = (uint64_t)p->srtt + 4 * (uint64_t)p->rttvar;
+    /* The peer may hold an acknowledgment back (ack_delay_us) hoping to
+     * send it with data: the timer allows for that too, or every lone
+     * message would be sent twice.  (QUIC's probe timeout does the same
+     * with max_ack_delay, RFC 9002 section 6.2.1.) */
+    uint64_t rto = (uint64_t)p->srtt + 4 * (uint64_t)p->rttvar +
+                   p->ack_delay_max;
     if (rto < c->cfg.rto_min_us)
         rto = c->cfg.rto_min_us;
     if (rto > c->cfg.rto_max_us)
@@ -1213,6 +1316,9 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
         }
     }
     uint32_t rtt = 0;
+    if (fresh && w->ack_delay_us > p->ack_delay_max)
+        p->ack_delay_max = w->ack_delay_us < ACK_DELAY_CAP_US
+                               ? w->ack_delay_us : ACK_DELAY_CAP_US;
     if (newest) {
         rmsg_time r = now - newest->sent;
         if (r > (rmsg_time)w->ack_delay_us)
@@ -1261,13 +1367,40 @@ static void stateless_reply(struct rmsg_core *c, const struct udp_addr *to,
     c->sl[c->nsl++] = (struct stateless){.to = *to, .type = type, .cid = cid};
 }
 
-/* Ends the relation with p and starts a new one (new cid, empty streams). */
+/* Ends the relation with p and starts a new one (new cid, empty streams).
+ * Messages with a fragment on the old relation fail with `error`: the
+ * peer may or may not have them.  Messages not yet begun cannot have
+ * arrived, so they wait for the new relation instead. */
 static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
                            rmsg_time now, const char *why)
 {
     trace(c, now, &p->addr, "reset relation (%s)", why);
+    struct msg *unsent = NULL, *tail = p->sendq_tail;
+    size_t bytes = 0;
+    if (p->cutting && p->cutting->cut == 0 && !p->cutting->all_cut) {
+        unsent = p->cutting;
+        struct msg **pp = &p->sendq, *prev = NULL;
+        while (*pp != unsent) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = NULL;
+        p->sendq_tail = prev;
+        for (struct msg *m = unsent; m; m = m->next)
+            bytes += m->len;
+        p->queued_bytes -= bytes;
+        p->cutting = NULL;
+    }
     relation_clear(c, p, error);
     relation_start(c, p);
+    p->st.resets++;
+    c->st.resets++;
+    if (unsent) {
+        p->sendq = p->cutting = unsent;
+        p->sendq_tail = tail;
+        p->queued_bytes = bytes;
+        p->deadline_next = 0; /* recomputed at the next timer run */
+    }
 }
 
 /* Control datagrams: RESET, CHALLENGE, ECHO. */
@@ -1310,8 +1443,10 @@ static struct peer *relation_for(struct rmsg_core *c, struct peer *p,
 {
     if (p == NULL) {
         if (w->dst_cid != 0) {
-            stateless_reply(c, from, WIRE_RESET, w->src_cid);
-            return NULL;
+            p = peer_revive(c, from, w->dst_cid, w->src_cid, now);
+            if (p == NULL)
+                stateless_reply(c, from, WIRE_RESET, w->src_cid);
+            return p;
         }
         if ((p = peer_new(c, from, now)) != NULL)
             adopt(p, w->src_cid);
@@ -1337,6 +1472,37 @@ static struct peer *relation_for(struct rmsg_core *c, struct peer *p,
     return NULL;
 }
 
+/* The trace line of a datagram that arrived.  A fragment's number i/n is
+ * worked out from its offset and length: every fragment but the last is
+ * full, so its length is the sender's fragment size (remembered per peer
+ * for the last one). */
+static void trace_input(struct rmsg_core *c, struct peer *p,
+                        const struct udp_addr *from,
+                        const struct wire_packet *w, rmsg_time now)
+{
+    static const char *names[] = {"?", "DATA", "ACK", "CHALLENGE", "ECHO",
+                                  "RESET"};
+    if (w->type != WIRE_DATA) {
+        trace(c, now, from, "in %s ack=%u win=%u sack=%u", names[w->type],
+              w->ack, w->window, w->nsack);
+        return;
+    }
+    uint32_t size = w->payload_len;
+    int last = w->frag_off + w->payload_len == w->msg_len;
+    if (p && !last && size > 0)
+        p->rx_frag_size = size;
+    else if (p && last && w->frag_off > 0)
+        size = p->rx_frag_size;
+    if (size == 0 || (last && w->frag_off > 0 && p == NULL))
+        size = w->msg_len ? w->msg_len : 1; /* unknown: count it as one */
+    uint32_t i = w->frag_off / size + 1;
+    uint32_t n = w->msg_len ? (uint32_t)(((uint64_t)w->msg_len + size - 1) /
+                                         size) : 1;
+    trace(c, now, from, "in DATA seq=%u ack=%u frag=%u/%u len=%u msg=%u "
+          "win=%u sack=%u", w->seq, w->ack, i, n < i ? i : n, w->payload_len,
+          w->msg_len, w->window, w->nsack);
+}
+
 int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
                     const void *dgram, size_t len, rmsg_time now)
 {
@@ -1355,12 +1521,7 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
         return 0;
     }
     if (c->cfg.trace)
-        trace(c, now, from, "in %s seq=%u ack=%u frag=%u+%u/%u win=%u sack=%u",
-              w.type == WIRE_DATA ? "DATA" : w.type == WIRE_ACK ? "ACK"
-              : w.type == WIRE_RESET ? "RESET" : w.type == WIRE_ECHO ? "ECHO"
-              : "CHALLENGE",
-              w.type == WIRE_DATA ? w.seq : 0, w.ack,
-              w.frag_off, w.payload_len, w.msg_len, w.window, w.nsack);
+        trace_input(c, p, from, &w, now);
     if (w.type != WIRE_DATA && w.type != WIRE_ACK) {
         on_control(c, p, from, &w, now);
         return 0;

@@ -101,6 +101,7 @@ struct rmsg_stats {
     uint64_t refused;            /* no room: window, memory, peer table */
     uint64_t acks_sent;          /* pure acknowledgments */
     uint64_t resets;             /* relations restarted */
+    uint64_t evicted;            /* idle relations set aside for room */
     uint32_t peers;              /* relations now */
     uint32_t srtt_us, rttvar_us, rto_us; /* per peer; endpoint: last peer */
     uint32_t cwnd, in_flight;    /* fragments: congestion window, sent and

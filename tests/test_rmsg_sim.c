@@ -410,6 +410,81 @@ static void test_random_loss_not_congestion(void)
     CU_ASSERT(lossy.goodput >= 0.75 * clean.goodput);
 }
 
+/* ------------------------------------------------------------------------ */
+/* A full peer table: idle relations set aside and taken up again            */
+/* ------------------------------------------------------------------------ */
+
+/* Sends one small message from node `from` to node 0, runs the link until
+ * it is acknowledged, and returns what node 0 received (-1: nothing). */
+static int exchange(struct sim *sim, int from, int tag)
+{
+    uint8_t b[3] = {(uint8_t)from, (uint8_t)tag, 0x5a};
+    if (rmsg_core_send(sim_core(sim, from), sim_addr(sim, 0), b, sizeof(b), 0,
+                       RMSG_NEVER, sim_now(sim)) <= 0)
+        return -1;
+    rmsg_time end = sim_now(sim) + 5000000;
+    while (rmsg_core_pending(sim_core(sim, from)) > 0 && sim_now(sim) < end)
+        sim_step(sim, sim_now(sim) + 1000);
+    struct udp_addr who;
+    void *m;
+    size_t len;
+    if (rmsg_core_recv(sim_core(sim, 0), &who, &m, &len) != 0)
+        return -1;
+    int ok = len == 3 && memcmp(m, b, 3) == 0 &&
+             sim_node_of(sim, &who) == from;
+    free(m);
+    return ok ? tag : -1;
+}
+
+static void test_idle_relations_evicted_and_revived(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.max_peers = 2;
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(4, &cfg, &f, 42);
+    /* Nodes 1 and 2 fill node 0's table, then fall silent. */
+    CU_ASSERT_EQUAL(exchange(sim, 1, 1), 1);
+    CU_ASSERT_EQUAL(exchange(sim, 2, 1), 1);
+    sim_step(sim, sim_now(sim) + 3000000);
+    /* Node 3 needs a slot: node 1's relation (the oldest) is set aside. */
+    CU_ASSERT_EQUAL(exchange(sim, 3, 1), 1);
+    struct rmsg_stats st;
+    rmsg_core_stats(sim_core(sim, 0), NULL, &st);
+    CU_ASSERT_EQUAL(st.evicted, 1);
+    CU_ASSERT_EQUAL(st.peers, 2);
+    sim_step(sim, sim_now(sim) + 3000000);
+    /* Node 1 carries on as if nothing happened: its relation is revived
+     * (node 2's is set aside for it), nothing fails, nothing resets. */
+    for (int k = 2; k <= 4; k++)
+        CU_ASSERT_EQUAL(exchange(sim, 1, k), k);
+    rmsg_core_stats(sim_core(sim, 0), NULL, &st);
+    CU_ASSERT_EQUAL(st.evicted, 2);
+    CU_ASSERT_EQUAL(st.resets, 0);
+    CU_ASSERT_EQUAL(st.refused, 0);
+    rmsg_core_stats(sim_core(sim, 1), NULL, &st);
+    CU_ASSERT_EQUAL(st.messages_failed, 0);
+    CU_ASSERT_EQUAL(st.resets, 0);
+    CU_ASSERT_EQUAL(st.messages_sent, 4);
+    /* No loss on this link: a lone message whose acknowledgment the peer
+     * holds back is not sent twice (the timer allows for the delay). */
+    CU_ASSERT_EQUAL(st.retransmissions, 0);
+    /* A busy table with nothing idle refuses newcomers rather than evict
+     * a live relation: nodes 1 and 3 are fresh, node 2 is turned away. */
+    CU_ASSERT_EQUAL(exchange(sim, 3, 2), 2);
+    uint8_t b = 0;
+    rmsg_core_send(sim_core(sim, 2), sim_addr(sim, 0), &b, 1, 0,
+                   sim_now(sim) + 300000, sim_now(sim));
+    sim_step(sim, sim_now(sim) + 400000);
+    while (sim_step(sim, sim_now(sim) + 400000) == 0 &&
+           rmsg_core_pending(sim_core(sim, 2)) > 0)
+        ;
+    rmsg_core_stats(sim_core(sim, 0), NULL, &st);
+    CU_ASSERT(st.refused > 0);
+    CU_ASSERT_EQUAL(st.evicted, 2);
+    sim_free(sim);
+}
+
 int test_rmsg_sim_register(void)
 {
     CU_pSuite s = CU_add_suite("rmsg-sim", NULL, NULL);
@@ -423,7 +498,9 @@ int test_rmsg_sim_register(void)
         !CU_add_test(s, "bottleneck filled, not overrun",
                      test_bottleneck_filled_not_overrun) ||
         !CU_add_test(s, "random loss is not congestion",
-                     test_random_loss_not_congestion))
+                     test_random_loss_not_congestion) ||
+        !CU_add_test(s, "idle relations set aside and revived",
+                     test_idle_relations_evicted_and_revived))
         return -1;
     return 0;
 }
