@@ -26,6 +26,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
 
 #define BATCH 64 /* datagrams per sendmmsg / recvmmsg */
 #define FAILURES_MAX 4096
@@ -40,6 +43,8 @@ struct waiter {
 struct rmsg_endpoint {
     int fd;
     int wake[2];
+    int timer;           /* timerfd, or -1: sleep with a poll timeout */
+    rmsg_time timer_at;  /* when it is set to fire; RMSG_NEVER: unset */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int polling;
@@ -156,6 +161,34 @@ static void read_input(struct rmsg_endpoint *ep)
 /* The driver loop                                                           */
 /* ------------------------------------------------------------------------ */
 
+/* Sets the timerfd to fire no later than `until`.  Arming a timer costs
+ * more than a round trip on loopback is worth (on a virtual machine, two
+ * exits to the hypervisor per sleep), and the core's next deadline moves
+ * with every message (the retransmission timer restarts), so the timer is
+ * only moved earlier, never later: when it fires too early the loop just
+ * computes the deadline again.  Returns 1 when the timer covers `until`,
+ * 0 when the caller must use a poll timeout instead. */
+static int arm_timer(struct rmsg_endpoint *ep, rmsg_time now, rmsg_time until)
+{
+#ifdef __linux__
+    if (ep->timer < 0)
+        return 0;
+    if (ep->timer_at <= now)
+        ep->timer_at = RMSG_NEVER; /* it fired (or is about to) */
+    if (until == RMSG_NEVER || until >= ep->timer_at)
+        return 1;
+    struct itimerspec it = {.it_value = {.tv_sec = until / 1000000,
+                                         .tv_nsec = until % 1000000 * 1000}};
+    if (timerfd_settime(ep->timer, TFD_TIMER_ABSTIME, &it, NULL) != 0)
+        return 0;
+    ep->timer_at = until;
+    return 1;
+#else
+    (void)ep, (void)now, (void)until;
+    return 0;
+#endif
+}
+
 /* Sleeps in poll until a datagram, a wake-up, the core's next timer or the
  * deadline, whichever comes first.  Called with the lock held; drops it
  * while sleeping. */
@@ -171,22 +204,28 @@ static void poll_once(struct rmsg_endpoint *ep, rmsg_time deadline)
     rmsg_time wait = until == RMSG_NEVER ? -1 : until - now;
     if (wait < 0 && until != RMSG_NEVER)
         wait = 0;
+    if (wait > 0 && arm_timer(ep, now, until))
+        wait = -1; /* the timer wakes us */
     ep->polling = 1;
     pthread_mutex_unlock(&ep->lock);
-    struct pollfd fds[2] = {{.fd = ep->fd, .events = POLLIN},
-                            {.fd = ep->wake[0], .events = POLLIN}};
+    struct pollfd fds[3] = {{.fd = ep->fd, .events = POLLIN},
+                            {.fd = ep->wake[0], .events = POLLIN},
+                            {.fd = ep->timer, .events = POLLIN}};
+    nfds_t nfds = ep->timer >= 0 ? 3 : 2;
 #ifdef __linux__
     struct timespec ts = {.tv_sec = wait / 1000000,
                           .tv_nsec = (wait % 1000000) * 1000};
-    int r = ppoll(fds, 2, wait < 0 ? NULL : &ts, NULL);
+    int r = ppoll(fds, nfds, wait < 0 ? NULL : &ts, NULL);
 #else
-    int r = poll(fds, 2, wait < 0 ? -1 : (int)((wait + 999) / 1000));
+    int r = poll(fds, nfds, wait < 0 ? -1 : (int)((wait + 999) / 1000));
 #endif
-    if (r > 0 && (fds[1].revents & POLLIN)) {
-        char drain[64];
+    char drain[64];
+    if (r > 0 && (fds[1].revents & POLLIN))
         while (read(ep->wake[0], drain, sizeof(drain)) > 0)
             ;
-    }
+    if (r > 0 && nfds == 3 && (fds[2].revents & POLLIN))
+        if (read(ep->timer, drain, sizeof(drain)) < 0)
+            (void)0; /* nothing to do: the timer is rearmed as needed */
     UDP_Pump(ep->fd);
     pthread_mutex_lock(&ep->lock);
     ep->polling = 0;
@@ -270,7 +309,8 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
     struct rmsg_endpoint *ep = calloc(1, sizeof(*ep));
     if (ep == NULL)
         return -ENOMEM;
-    ep->fd = ep->wake[0] = ep->wake[1] = -1;
+    ep->fd = ep->wake[0] = ep->wake[1] = ep->timer = -1;
+    ep->timer_at = RMSG_NEVER;
     if (cfg)
         ep->cfg = *cfg;
     else
@@ -301,6 +341,10 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
         goto fail;
     if ((err = pipe_nonblocking(ep->wake)) != 0)
         goto fail;
+#ifdef __linux__
+    /* Without a timerfd the loop sleeps with poll timeouts instead. */
+    ep->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+#endif
     if ((ep->fd = UDP_OpenDual(port, AF_UNSPEC)) < 0) {
         err = -errno;
         goto fail;
@@ -317,6 +361,8 @@ fail:
         close(ep->wake[0]);
         close(ep->wake[1]);
     }
+    if (ep->timer >= 0)
+        close(ep->timer);
     rmsg_core_free(ep->core);
     free(ep->txbuf);
     free(ep->rxbuf);
@@ -338,6 +384,8 @@ void rmsg_close(struct rmsg_endpoint *ep)
     UDP_Close(ep->fd);
     close(ep->wake[0]);
     close(ep->wake[1]);
+    if (ep->timer >= 0)
+        close(ep->timer);
     rmsg_core_free(ep->core);
     pthread_mutex_destroy(&ep->lock);
     pthread_cond_destroy(&ep->changed);
