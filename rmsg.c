@@ -50,8 +50,11 @@
  *   The receiver advertises how many more fragments it can hold: its
  *   configured window, less what out-of-order fragments and messages the
  *   application has not read yet take from recv_buffer.  The sender never
- *   sends beyond it; while it is zero the sender probes with one fragment per
- *   retransmission timeout.
+ *   sends beyond it; while it is zero the sender probes with one fragment,
+ *   waiting one retransmission timeout and then twice as long each time
+ *   (RFC 1122's persist timer).  A receiver whose application has not
+ *   read recv_buffer bytes refuses even the probe, so it holds at most
+ *   recv_buffer plus the message being reassembled.
  *
  * Relations
  *   Each side gives every peer relation a random id (cid), which is also
@@ -188,6 +191,7 @@ struct peer {
     int have_rtt;
     int backoff; /* consecutive timer expiries */
     rmsg_time rto_at, probe_at;
+    int probes; /* zero-window probes since the window was last open */
 
     /* Receiving. */
     uint32_t rcv_nxt;
@@ -476,6 +480,7 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->rto = c->cfg.rto_initial_us;
     p->backoff = 0;
     p->rto_at = p->probe_at = RMSG_NEVER;
+    p->probes = 0;
     p->ack_at = RMSG_NEVER;
     p->ack_now = 0;
     p->rack_at = RMSG_NEVER;
@@ -1006,6 +1011,10 @@ static void on_data(struct rmsg_core *c, struct peer *p,
     } else if (ahead > 0) {
         taken = hold(c, p, w);
         p->ack_now = 1; /* report the gap at once: fast retransmit */
+    } else if (p->unread_bytes >= c->cfg.recv_buffer) {
+        /* The application is not reading: even the next fragment in
+         * order (a window probe) waits until it does. */
+        taken = -ENOBUFS;
     } else {
         taken = consume(c, p, w->msg_len, w->frag_off, w->payload,
                         w->payload_len, now);
@@ -1329,6 +1338,8 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
     rate_sample(c, p, &pick, p->delivered - before, rtt, now);
     if (fresh) {
         p->peer_wnd = w->window;
+        if (w->window > 0)
+            p->probes = 0;
         if (w->max_msg != p->peer_max_msg) {
             p->peer_max_msg = w->max_msg ? w->max_msg : 1;
             enforce_peer_max(c, p, now);
@@ -1763,11 +1774,16 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
     /* A zero window is probed with one fragment, then by the timer. */
     uint32_t wnd = p->peer_wnd;
     if (wnd == 0 && p->snd_una == p->snd_nxt && p->cutting) {
-        if (p->probe_at == RMSG_NEVER)
-            p->probe_at = now + p->rto;
+        if (p->probe_at == RMSG_NEVER) {
+            /* The persist timer backs off like the retransmission timer. */
+            uint64_t wait = (uint64_t)p->rto << (p->probes < 16 ? p->probes : 16);
+            p->probe_at = now + (rmsg_time)(wait < c->cfg.rto_max_us
+                                                ? wait : c->cfg.rto_max_us);
+        }
         if (now >= p->probe_at) {
             p->peer_wnd = 1;
             p->probe_at = RMSG_NEVER;
+            p->probes++;
         }
     }
     uint32_t seq = p->snd_nxt;

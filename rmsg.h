@@ -244,6 +244,12 @@ int rmsg_failure(struct rmsg_endpoint *ep, struct rmsg_event *ev);
 int rmsg_recv(struct rmsg_endpoint *ep, struct udp_addr *from, void **msg,
               size_t *len, int timeout_ms);
 
+/* Runs the protocol for timeout_ms (>= 0) without taking any message:
+ * datagrams are received and acknowledged, timers run.  For a thread that
+ * wants the endpoint to make progress while it is not ready to receive
+ * (an endpoint no thread calls into does nothing).  Returns 0, or -EINVAL. */
+int rmsg_poll(struct rmsg_endpoint *ep, int timeout_ms);
+
 /* Copies the endpoint's counters (peer == NULL) or one peer's into *st.
  * Returns 0 or -ENOENT. */
 int rmsg_stats(struct rmsg_endpoint *ep, const struct udp_addr *peer,

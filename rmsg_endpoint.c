@@ -512,6 +512,22 @@ int rmsg_flush(struct rmsg_endpoint *ep, int timeout_ms)
     return r;
 }
 
+static int never(struct rmsg_endpoint *ep, void *arg)
+{
+    (void)ep, (void)arg;
+    return 0;
+}
+
+int rmsg_poll(struct rmsg_endpoint *ep, int timeout_ms)
+{
+    if (ep == NULL || timeout_ms < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&ep->lock);
+    drive(ep, deadline_of(timeout_ms), never, NULL);
+    pthread_mutex_unlock(&ep->lock);
+    return 0;
+}
+
 int rmsg_failure(struct rmsg_endpoint *ep, struct rmsg_event *ev)
 {
     if (ep == NULL || ev == NULL)

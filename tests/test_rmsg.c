@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,6 +199,148 @@ static void test_peer_restart(void)
     rmsg_close(b);
 }
 
+/* Many peers at once: twelve senders, each in its own thread over a lossy
+ * network, pipeline messages to one receiver; each sender's messages must
+ * arrive complete and in its own order, whatever the interleaving. */
+enum { PEERS = 12, PER_PEER = 40 };
+
+struct sender {
+    struct rmsg_endpoint *ep;
+    struct udp_addr to;
+    int index, flushed;
+};
+
+static size_t peer_msg_size(int i, int m)
+{
+    return 8 + (size_t)(i * 977 + m * 131) % 20000;
+}
+
+static void *sender_run(void *arg)
+{
+    struct sender *s = arg;
+    for (int m = 0; m < PER_PEER; m++) {
+        size_t n = peer_msg_size(s->index, m);
+        uint8_t *b = malloc(n);
+        fill(b, n, s->index * PER_PEER + m);
+        b[0] = (uint8_t)s->index;
+        b[1] = (uint8_t)m;
+        rmsg_send_async(s->ep, &s->to, b, n, 30000);
+        free(b);
+    }
+    s->flushed = rmsg_flush(s->ep, 30000);
+    /* Serve the last acknowledgments' retransmissions, if any. */
+    void *msg;
+    size_t len;
+    if (rmsg_recv(s->ep, NULL, &msg, &len, 200) == 0)
+        free(msg);
+    return NULL;
+}
+
+static void test_many_peers(void)
+{
+    struct rmsg_endpoint *b;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &b), 0);
+    setenv("UDP_FAULTS", "drop=0.05,dup=0.02,reorder=0.05,seed=11", 1);
+    struct sender s[PEERS];
+    pthread_t t[PEERS];
+    for (int i = 0; i < PEERS; i++) {
+        s[i] = (struct sender){.to = loopback(rmsg_port(b)), .index = i};
+        CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &s[i].ep), 0);
+    }
+    unsetenv("UDP_FAULTS");
+    for (int i = 0; i < PEERS; i++)
+        pthread_create(&t[i], NULL, sender_run, &s[i]);
+    int next[PEERS] = {0}, bad = 0, got = 0;
+    while (got < PEERS * PER_PEER && !bad) {
+        void *msg;
+        size_t len;
+        if (rmsg_recv(b, NULL, &msg, &len, 30000) != 0)
+            break;
+        uint8_t *p = msg;
+        int i = len >= 8 ? p[0] : -1, m = len >= 8 ? p[1] : -1;
+        bad = i < 0 || i >= PEERS || m != next[i] ||
+              len != peer_msg_size(i, m);
+        if (!bad) {
+            p[0] = pattern(i * PER_PEER + m, 0);
+            p[1] = pattern(i * PER_PEER + m, 1);
+            bad = !check(p, len, i * PER_PEER + m);
+        }
+        free(msg);
+        next[i >= 0 && i < PEERS ? i : 0]++;
+        got++;
+    }
+    for (int i = 0; i < PEERS; i++) {
+        pthread_join(t[i], NULL);
+        CU_ASSERT_EQUAL(s[i].flushed, 0);
+        CU_ASSERT_EQUAL(next[i], PER_PEER);
+        rmsg_close(s[i].ep);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(got, PEERS * PER_PEER);
+    struct rmsg_stats st;
+    rmsg_stats(b, NULL, &st);
+    CU_ASSERT_EQUAL(st.peers, PEERS);
+    CU_ASSERT_EQUAL(st.messages_received, (uint64_t)PEERS * PER_PEER);
+    rmsg_close(b);
+}
+
+/* A receiver that does not read: the sender fills the receiver's buffer,
+ * then waits on a zero window (probing now and then, not flooding), the
+ * receiver's memory stays within its configured buffer, and when the
+ * reader starts everything arrives. */
+enum { SLOW_N = 200, SLOW_SIZE = 20000 };
+
+static void *slow_sender_run(void *arg)
+{
+    struct sender *s = arg;
+    uint8_t *buf = malloc(SLOW_SIZE);
+    for (int m = 0; m < SLOW_N; m++) {
+        fill(buf, SLOW_SIZE, m);
+        rmsg_send_async(s->ep, &s->to, buf, SLOW_SIZE, 60000);
+    }
+    free(buf);
+    s->flushed = rmsg_flush(s->ep, 60000);
+    return NULL;
+}
+
+static void test_slow_receiver(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.recv_buffer = 256 << 10;
+    struct rmsg_endpoint *b;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, &cfg, &b), 0);
+    struct sender s = {.to = loopback(rmsg_port(b))};
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &s.ep), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, slow_sender_run, &s);
+    /* For 300 ms the receiving side runs but the application reads
+     * nothing: the window closes. */
+    for (int k = 0; k < 30; k++)
+        rmsg_poll(b, 10);
+    struct rmsg_stats sa, sb;
+    rmsg_stats(b, NULL, &sb);
+    rmsg_stats(s.ep, NULL, &sa);
+    if (sb.memory > cfg.recv_buffer + 2 * SLOW_SIZE)
+        fprintf(stderr, "\n  receiver holds %llu bytes, %llu messages\n", (unsigned long long)sb.memory, (unsigned long long)sb.messages_received);
+    CU_ASSERT(sb.memory <= cfg.recv_buffer + 2 * SLOW_SIZE);
+    CU_ASSERT(sb.messages_received > 0);
+    CU_ASSERT(sb.messages_received < SLOW_N);
+    CU_ASSERT(sa.retransmissions < 50);
+    static size_t sizes[SLOW_N];
+    for (int m = 0; m < SLOW_N; m++)
+        sizes[m] = SLOW_SIZE;
+    struct sink r = {b, SLOW_N, sizes, 0};
+    sink_run(&r);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(s.flushed, 0);
+    CU_ASSERT_EQUAL(r.good, SLOW_N);
+    rmsg_stats(s.ep, NULL, &sa);
+    CU_ASSERT(sa.retransmissions < 100);
+    rmsg_close(s.ep);
+    rmsg_close(b);
+}
+
 /* Random bytes, truncated and forged headers: nothing is delivered,
  * nothing crashes, memory does not grow, everything is counted. */
 static void test_garbage(void)
@@ -247,7 +390,9 @@ int test_rmsg_register(void)
         !CU_add_test(s, "over injected faults", test_over_injected_faults) ||
         !CU_add_test(s, "dead peer", test_dead_peer) ||
         !CU_add_test(s, "peer restart", test_peer_restart) ||
-        !CU_add_test(s, "garbage datagrams", test_garbage))
+        !CU_add_test(s, "garbage datagrams", test_garbage) ||
+        !CU_add_test(s, "many peers at once", test_many_peers) ||
+        !CU_add_test(s, "slow receiver", test_slow_receiver))
         return -1;
     return 0;
 }
