@@ -192,6 +192,7 @@ struct peer {
     int backoff; /* consecutive timer expiries */
     rmsg_time rto_at, probe_at;
     int probes; /* zero-window probes since the window was last open */
+    int rto_probe; /* the timer expired: one fragment goes regardless */
 
     /* Receiving. */
     uint32_t rcv_nxt;
@@ -481,6 +482,7 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->backoff = 0;
     p->rto_at = p->probe_at = RMSG_NEVER;
     p->probes = 0;
+    p->rto_probe = 0;
     p->ack_at = RMSG_NEVER;
     p->ack_now = 0;
     p->rack_at = RMSG_NEVER;
@@ -1575,10 +1577,13 @@ static void expire_messages(struct rmsg_core *c, struct peer *p,
     }
 }
 
-/* The retransmission timer: every fragment not known to have arrived is
- * declared lost and sent again, oldest first, as the congestion window
- * (back to its minimum) allows, and the timer backs off (RFC 6298 section
- * 5; RFC 8985 section 7.4 for marking all of them). */
+/* The retransmission timer: the oldest fragment not known to have arrived
+ * is sent again at once, whatever the window, and the timer backs off
+ * (RFC 6298 section 5); the congestion window falls to its minimum.  Only
+ * the oldest: on a busy two-core machine a receiver can be held up for
+ * longer than the timer without anything being lost, and marking the whole
+ * flight lost (as RFC 8985 allows) would then send it all twice.  If the
+ * rest was lost too, RACK finds it as soon as this copy is acknowledged. */
 static void retransmission_timer(struct rmsg_core *c, struct peer *p,
                                  rmsg_time now)
 {
@@ -1592,8 +1597,11 @@ static void retransmission_timer(struct rmsg_core *c, struct peer *p,
     c->st.timeouts++;
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
-        if (!f->sacked && f->msg != NULL)
+        if (!f->sacked && f->msg != NULL) {
             mark_lost(p, f, s);
+            p->rto_probe = 1;
+            break;
+        }
     }
     if (p->backoff < 30)
         p->backoff++;
@@ -1764,7 +1772,8 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
     if (n > 0)
         return n;
     int ok = may_send_data(p, now);
-    int64_t lost = ok ? next_lost(p) : -1;
+    int64_t lost = ok || p->rto_probe ? next_lost(p) : -1;
+    p->rto_probe = 0;
     if (lost >= 0) {
         struct frag *f = &p->sw[(uint32_t)lost & (p->sw_cap - 1)];
         f->lost = 0;
@@ -1830,7 +1839,8 @@ int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
  * something arrives or a timer runs). */
 static rmsg_time peer_due(const struct rmsg_core *c, const struct peer *p)
 {
-    if (p->send_echo || p->send_challenge || (p->ack_now && p->peer_cid != 0))
+    if (p->send_echo || p->send_challenge || (p->ack_now && p->peer_cid != 0) ||
+        (p->rto_probe && p->lost > 0))
         return 0;
     if (p->pipe >= p->cc.cwnd)
         return RMSG_NEVER;
