@@ -136,5 +136,9 @@ format:
 clean:
 	rm -rf $(BUILD)
 
+# Keep example and tool objects: they are intermediate to make, but
+# rebuilding them every time is wasted work.
+.SECONDARY:
+
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) \
          $(EXAMPLES:%=$(BUILD)/examples/%.d) $(TOOLS:%=$(BUILD)/tools/%.d)

@@ -89,6 +89,7 @@
 #include "siphash.h"
 #include "wire.h"
 
+#define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
 #define IP_UDP_BYTES 28      /* IPv4 and UDP headers: the path carries them */
 #define CC_INITIAL_DGRAMS 32 /* initial congestion window */
 #define PACE_BURST_US 1000   /* most a late sender may catch up at once */
@@ -163,7 +164,8 @@ struct peer {
     /* Sending. */
     struct msg *sendq, *sendq_tail; /* not yet acknowledged or failed */
     struct msg *cutting;            /* first message not wholly cut */
-    size_t queued_bytes;            /* bytes of messages in sendq */
+    size_t queued_bytes; /* bytes of messages in sendq, each counted with
+                            MSG_OVERHEAD so tiny messages are bounded too */
     rmsg_time deadline_next;        /* earliest deadline in sendq */
     uint32_t lost_hint;             /* no lost fragment below this */
     rmsg_time rack_at;              /* RACK reordering timer */
@@ -702,7 +704,8 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     if (p && p->peer_max_msg && len > p->peer_max_msg)
         return -EMSGSIZE;
     /* A full queue takes no more, but an empty one takes any size. */
-    if (p && p->sendq && p->queued_bytes + len > c->cfg.send_buffer)
+    if (p && p->sendq &&
+        p->queued_bytes + len + MSG_OVERHEAD > c->cfg.send_buffer)
         return -ENOBUFS;
     struct msg *m = calloc(1, sizeof(*m));
     if (m == NULL)
@@ -729,7 +732,7 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     p->sendq_tail = m;
     if (p->cutting == NULL)
         p->cutting = m;
-    p->queued_bytes += len;
+    p->queued_bytes += len + MSG_OVERHEAD;
     p->deadline_next = tmin(p->deadline_next, deadline);
     c->pending++;
     trace(c, now, to, "queue msg=%llu len=%zu", (unsigned long long)m->id,
@@ -749,7 +752,7 @@ static void sendq_unlink(struct peer *p, struct msg *m)
         return;
     if (p->cutting == m)
         p->cutting = m->next;
-    p->queued_bytes -= m->len;
+    p->queued_bytes -= m->len + MSG_OVERHEAD;
     *pp = m->next;
     if (p->sendq_tail == m)
         p->sendq_tail = prev;
@@ -1400,7 +1403,7 @@ static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
         *pp = NULL;
         p->sendq_tail = prev;
         for (struct msg *m = unsent; m; m = m->next)
-            bytes += m->len;
+            bytes += m->len + MSG_OVERHEAD;
         p->queued_bytes -= bytes;
         p->cutting = NULL;
     }

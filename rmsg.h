@@ -50,7 +50,10 @@ typedef int64_t rmsg_time;
 #define RMSG_RECV_TOTAL_DEFAULT (256u << 20) /* bytes for all peers */
 #define RMSG_SEND_BUFFER_DEFAULT (16u << 20) /* bytes per peer */
 #define RMSG_PEERS_DEFAULT      1024
-#define RMSG_RTO_MIN_US         1000        /* 1 ms: loopback-friendly */
+#define RMSG_RTO_MIN_US         5000        /* 5 ms: a busy host may not
+                                               run the receiver for a few
+                                               ms; RACK finds most losses
+                                               sooner */
 #define RMSG_RTO_MAX_US         2000000     /* 2 s: cap on backoff */
 #define RMSG_RTO_INITIAL_US     200000      /* 200 ms before any sample */
 #define RMSG_ACK_DELAY_US       2000        /* hold a lone ack this long */
@@ -71,8 +74,9 @@ struct rmsg_config {
     size_t recv_total;      /* all peers: bytes of reassembly and unread
                                messages; fragments beyond it are dropped */
     size_t send_buffer;     /* per peer: bytes of messages queued and not
-                               yet acknowledged; beyond it a send gets
-                               -ENOBUFS (a message to an empty queue is
+                               yet acknowledged, each counted 128 bytes
+                               larger for its bookkeeping; beyond it a send
+                               gets -ENOBUFS (a message to an empty queue is
                                always taken, whatever its size) */
     uint32_t max_peers;     /* peer relations held at once */
     uint32_t rto_min_us, rto_max_us, rto_initial_us;
@@ -249,6 +253,12 @@ int rmsg_recv(struct rmsg_endpoint *ep, struct udp_addr *from, void **msg,
  * wants the endpoint to make progress while it is not ready to receive
  * (an endpoint no thread calls into does nothing).  Returns 0, or -EINVAL. */
 int rmsg_poll(struct rmsg_endpoint *ep, int timeout_ms);
+
+/* on != 0: every blocking call on ep (rmsg_send, rmsg_flush, rmsg_recv,
+ * rmsg_poll), those waiting now and later ones, returns -EINTR until
+ * rmsg_interrupt(ep, 0).  Safe from a signal handler and another thread:
+ * this is how a server loop blocked in rmsg_recv is stopped. */
+void rmsg_interrupt(struct rmsg_endpoint *ep, int on);
 
 /* Copies the endpoint's counters (peer == NULL) or one peer's into *st.
  * Returns 0 or -ENOENT. */
