@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <CUnit/CUnit.h>
 
@@ -341,6 +342,38 @@ static void test_slow_receiver(void)
     rmsg_close(b);
 }
 
+/* CPU seconds this process has used so far. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waiting costs nothing: a receive on a silent endpoint and a send to a
+ * silent peer sleep until their deadline (under 1% of a core each). */
+static void test_waiting_is_cheap(void)
+{
+    struct rmsg_endpoint *a, *gone;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &a), 0);
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &gone), 0);
+    struct udp_addr to = loopback(rmsg_port(gone));
+    rmsg_close(gone);
+    double t0 = cpu_seconds();
+    void *msg;
+    size_t len;
+    CU_ASSERT_EQUAL(rmsg_recv(a, NULL, &msg, &len, 500), -ETIMEDOUT);
+    double t1 = cpu_seconds();
+    CU_ASSERT_EQUAL(rmsg_send(a, &to, "anyone?", 7, 1000), -ETIMEDOUT);
+    double t2 = cpu_seconds();
+    if (t1 - t0 > 0.005 || t2 - t1 > 0.010)
+        fprintf(stderr, "\n  CPU while waiting: recv %.1f ms of 500, send "
+                "%.1f ms of 1000\n", (t1 - t0) * 1e3, (t2 - t1) * 1e3);
+    CU_ASSERT(t1 - t0 <= 0.005);
+    CU_ASSERT(t2 - t1 <= 0.010);
+    rmsg_close(a);
+}
+
 /* Random bytes, truncated and forged headers: nothing is delivered,
  * nothing crashes, memory does not grow, everything is counted. */
 static void test_garbage(void)
@@ -392,7 +425,8 @@ int test_rmsg_register(void)
         !CU_add_test(s, "peer restart", test_peer_restart) ||
         !CU_add_test(s, "garbage datagrams", test_garbage) ||
         !CU_add_test(s, "many peers at once", test_many_peers) ||
-        !CU_add_test(s, "slow receiver", test_slow_receiver))
+        !CU_add_test(s, "slow receiver", test_slow_receiver) ||
+        !CU_add_test(s, "waiting is cheap", test_waiting_is_cheap))
         return -1;
     return 0;
 }
