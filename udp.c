@@ -630,7 +630,41 @@ int UDP_RecvFrom(int fd, void *buf, size_t cap, struct udp_addr *from,
 /* ======================================================================== */
 
 #ifdef __linux__
-/* Sends msgs[0..n) with sendmmsg, UDP_BATCH at a time, stopping at the first
+#include <netinet/udp.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* Linux 4.18; older headers lack the name */
+#endif
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000 /* one UDP "super datagram" */
+
+/* Whether the kernel takes UDP_SEGMENT.  A capability of the running
+ * kernel, not state of any socket: learned once, on the first refusal. */
+static atomic_int gso_refused;
+
+/* How many of msgs[i..n) can leave as one segmented send (UDP generic
+ * segmentation offload: the kernel cuts one buffer into datagrams of the
+ * first one's size): same destination, same size, the last one possibly
+ * shorter.  1 when segmentation does not apply. */
+static int gso_run(const struct udp_msg *msgs, int i, int n)
+{
+    size_t seg = msgs[i].len, bytes = seg;
+    int k = i + 1;
+    if (atomic_load_explicit(&gso_refused, memory_order_relaxed) || seg == 0)
+        return 1;
+    while (k < n && k - i < GSO_MAX_SEGS && msgs[k].len <= seg &&
+           bytes + msgs[k].len <= GSO_MAX_BYTES &&
+           msgs[k].addr.len == msgs[i].addr.len &&
+           memcmp(&msgs[k].addr.ss, &msgs[i].addr.ss, msgs[i].addr.len) == 0) {
+        bytes += msgs[k].len;
+        if (msgs[k++].len < seg)
+            break; /* a shorter datagram can only come last */
+    }
+    return k - i;
+}
+
+/* Sends msgs[0..n) with sendmmsg, UDP_BATCH datagrams at a time; runs of
+ * equal datagrams to one destination go as one segmented send, which costs
+ * the kernel a fraction of sending them one by one.  Stops at the first
  * datagram that cannot go.  Returns how many went, or -1 if none did. */
 static int send_batch(int fd, struct udp_msg *msgs, int n)
 {
@@ -639,28 +673,59 @@ static int send_batch(int fd, struct udp_msg *msgs, int n)
         struct mmsghdr mh[UDP_BATCH];
         struct iovec iov[UDP_BATCH];
         struct sockaddr_in6 mapped[UDP_BATCH];
-        int k = 0;
+        union {
+            char buf[CMSG_SPACE(sizeof(uint16_t))];
+            struct cmsghdr align;
+        } ctl[UDP_BATCH];
+        int count[UDP_BATCH]; /* datagrams in each message */
+        int k = 0, used = 0;
         memset(mh, 0, sizeof(mh));
-        for (; k < UDP_BATCH && total + k < n; k++) {
-            struct udp_msg *m = &msgs[total + k];
+        while (k < UDP_BATCH && total + used < n) {
+            int first = total + used;
+            struct udp_msg *m = &msgs[first];
             const struct sockaddr *to;
             socklen_t tolen;
             if (dest_for(fd, &family, (const struct sockaddr *)&m->addr.ss,
                          m->addr.len, &mapped[k], &to, &tolen) < 0)
                 break;
-            iov[k].iov_base = m->buf;
-            iov[k].iov_len = m->len;
-            mh[k].msg_hdr.msg_name = (void *)to;
-            mh[k].msg_hdr.msg_namelen = tolen;
-            mh[k].msg_hdr.msg_iov = &iov[k];
-            mh[k].msg_hdr.msg_iovlen = 1;
+            int run = gso_run(msgs, first, first + (UDP_BATCH - used) <= n
+                                                   ? first + (UDP_BATCH - used)
+                                                   : n);
+            for (int j = 0; j < run; j++) {
+                iov[used + j].iov_base = msgs[first + j].buf;
+                iov[used + j].iov_len = msgs[first + j].len;
+            }
+            struct msghdr *h = &mh[k].msg_hdr;
+            h->msg_name = (void *)to;
+            h->msg_namelen = tolen;
+            h->msg_iov = &iov[used];
+            h->msg_iovlen = (size_t)run;
+            if (run > 1) {
+                h->msg_control = ctl[k].buf;
+                h->msg_controllen = sizeof(ctl[k].buf);
+                struct cmsghdr *c = CMSG_FIRSTHDR(h);
+                c->cmsg_level = SOL_UDP;
+                c->cmsg_type = UDP_SEGMENT;
+                c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t seg = (uint16_t)m->len;
+                memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+            }
+            count[k++] = run;
+            used += run;
         }
         int r = k > 0 ? sendmmsg(fd, mh, (unsigned)k, 0) : -1;
         if (r < 0 && k > 0 && errno == EINTR)
             continue;
+        if (r <= 0 && k > 0 && count[0] > 1 &&
+            (errno == EINVAL || errno == ENOPROTOOPT || errno == EIO)) {
+            /* This kernel (or device) does not segment: never again. */
+            atomic_store(&gso_refused, 1);
+            continue;
+        }
         if (r <= 0)
             return total > 0 ? total : -1;
-        total += r;
+        for (int j = 0; j < r; j++)
+            total += count[j];
         if (r < k)
             break;
     }

@@ -189,10 +189,9 @@ setup_pair() {
         ip -n "$ns" link set lo up || return 1
         ruleset "$pct" "$proto" | ip netns exec "$ns" nft -f - || return 1
     done
-    # One packet per segment: otherwise TCP hands the veth 64 KiB GSO
-    # packets that reach A whole, and one "1%" drop loses 45 segments at
-    # once.  rmsg sends plain datagrams either way, so only TCP's figures
-    # depend on this.  ethtool turns segmentation offload off and TCP stays
+    # One packet per segment: otherwise TCP (and rmsg, which sends runs of
+    # equal datagrams with UDP_SEGMENT) hands the veth 64 KiB GSO packets
+    # that reach A whole, and one "1%" drop loses 45 segments at once.  ethtool turns segmentation offload off and TCP stays
     # fast; without it, gso_max_segs 1 makes TCP itself send one segment per
     # packet, which is correct but slows it several times.  NETNS_GSO=1 keeps
     # the offloads.
@@ -209,7 +208,8 @@ setup_pair() {
 
 no_offloads() { # no_offloads DEV NS
     command -v ethtool > /dev/null 2>&1 &&
-        ip netns exec "$2" ethtool -K "$1" tso off gso off gro off > /dev/null &&
+        ip netns exec "$2" ethtool -K "$1" tso off gso off gro off \
+            tx-udp-segmentation off > /dev/null 2>&1 &&
         return 0
     ip -n "$2" link set "$1" gso_max_segs 1 && return 0
     say "$2: cannot turn segmentation offload off on $1: TCP loses in bursts"
