@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +49,7 @@ struct rmsg_endpoint {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int polling;
+    volatile sig_atomic_t interrupted; /* see rmsg_interrupt */
     struct rmsg_core *core;
     struct rmsg_config cfg;
     FILE *trace;
@@ -149,9 +151,21 @@ static void read_input(struct rmsg_endpoint *ep)
         if (n <= 0)
             break;
         rmsg_time now = now_us();
-        for (int i = 0; i < n; i++)
-            rmsg_core_input(ep->core, &ep->rx[i].addr, ep->rx[i].buf,
-                            ep->rx[i].len, now);
+        for (int i = 0; i < n; i++) {
+            /* With receive offload one buffer may hold several datagrams
+             * of one sender, each ep->rx[i].seg bytes (the last shorter). */
+            const uint8_t *b = ep->rx[i].buf;
+            size_t len = ep->rx[i].len, seg = ep->rx[i].seg;
+            if (seg == 0)
+                seg = len;
+            for (size_t off = 0; off < len || off == 0; off += seg) {
+                size_t part = len - off < seg ? len - off : seg;
+                rmsg_core_input(ep->core, &ep->rx[i].addr, b + off, part,
+                                now);
+                if (len == 0)
+                    break;
+            }
+        }
         if (n < BATCH)
             break;
     }
@@ -242,6 +256,8 @@ static int drive(struct rmsg_endpoint *ep, rmsg_time deadline,
 {
     flush_output(ep, now_us());
     while (!done(ep, arg)) {
+        if (ep->interrupted)
+            return -EINTR;
         if (now_us() >= deadline)
             return -ETIMEDOUT;
         if (!ep->polling) {
@@ -352,6 +368,7 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
     /* Room for a full window of datagrams in flight (the kernel may grant
      * less: then the protocol's retransmissions cover the difference). */
     UDP_SetBuffers(ep->fd, 8 << 20, 4 << 20, NULL, NULL);
+    UDP_ReceiveOffload(ep->fd, 1); /* where the kernel can: cheaper bulk */
     pthread_mutex_init(&ep->lock, NULL);
     pthread_cond_init(&ep->changed, NULL);
     *out = ep;
@@ -510,6 +527,16 @@ int rmsg_flush(struct rmsg_endpoint *ep, int timeout_ms)
     }
     pthread_mutex_unlock(&ep->lock);
     return r;
+}
+
+void rmsg_interrupt(struct rmsg_endpoint *ep, int on)
+{
+    ep->interrupted = on != 0;
+    if (on) {
+        char b = 1;
+        ssize_t r = write(ep->wake[1], &b, 1);
+        (void)r; /* a full pipe already means "wake up" */
+    }
 }
 
 static int never(struct rmsg_endpoint *ep, void *arg)

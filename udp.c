@@ -445,6 +445,21 @@ static int get_buffer(int fd, int opt, int *out)
     return getsockopt(fd, SOL_SOCKET, opt, out, &len);
 }
 
+int UDP_ReceiveOffload(int fd, int on)
+{
+#if defined(__linux__)
+#ifndef UDP_GRO
+#define UDP_GRO 104 /* Linux 5.0; older headers lack the name */
+#endif
+    int v = on != 0;
+    return setsockopt(fd, IPPROTO_UDP, UDP_GRO, &v, sizeof(v));
+#else
+    (void)fd, (void)on;
+    errno = ENOPROTOOPT;
+    return -1;
+#endif
+}
+
 /* Sets the buffers asked for, then reports what the kernel granted. */
 int UDP_SetBuffers(int fd, int rcvbuf, int sndbuf, int *rcv_out, int *snd_out)
 {
@@ -732,6 +747,22 @@ static int send_batch(int fd, struct udp_msg *msgs, int n)
     return total;
 }
 
+/* The segment size of a coalesced receive (UDP_GRO), or 0. */
+static size_t gro_size(struct msghdr *h, size_t len)
+{
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO)
+            continue;
+        int seg;
+        memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+        return seg > 0 && (size_t)seg < len ? (size_t)seg : 0;
+    }
+    return 0;
+}
+
 /* Takes what is queued (up to n) with recvmmsg, without waiting.  Returns
  * how many arrived, or -1 with errno (EAGAIN when nothing was there). */
 static int recv_batch(int fd, struct udp_msg *msgs, int n)
@@ -740,6 +771,10 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n)
     while (total < n) {
         struct mmsghdr mh[UDP_BATCH];
         struct iovec iov[UDP_BATCH];
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } ctl[UDP_BATCH];
         int k = n - total < UDP_BATCH ? n - total : UDP_BATCH;
         memset(mh, 0, sizeof(mh));
         for (int i = 0; i < k; i++) {
@@ -750,6 +785,8 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n)
             mh[i].msg_hdr.msg_namelen = sizeof(m->addr.ss);
             mh[i].msg_hdr.msg_iov = &iov[i];
             mh[i].msg_hdr.msg_iovlen = 1;
+            mh[i].msg_hdr.msg_control = ctl[i].buf;
+            mh[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
         }
         int r = recvmmsg(fd, mh, (unsigned)k, MSG_DONTWAIT, NULL);
         if (r <= 0)
@@ -758,6 +795,7 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n)
             struct udp_msg *m = &msgs[total + i];
             m->len = mh[i].msg_len;
             m->addr.len = unmap_v4(&m->addr.ss, mh[i].msg_hdr.msg_namelen);
+            m->seg = gro_size(&mh[i].msg_hdr, m->len);
         }
         total += r;
         if (r < k)

@@ -108,6 +108,13 @@ int UDP_ReadTimeout(int fd, struct sockaddr_in *addr, char *buffer, int n,
  * (EINVAL for a negative size, or the setsockopt error). */
 int UDP_SetBuffers(int fd, int rcvbuf, int sndbuf, int *rcv_out, int *snd_out);
 
+/* Asks the kernel (Linux 5.0+, UDP_GRO) to hand UDP_RecvMany runs of
+ * datagrams from one sender as one buffer, which costs it far less than
+ * one by one; each udp_msg then says in .seg how to cut the buffer.
+ * Give UDP_RecvMany buffers of 65536 bytes.  Returns 0, or -1 with errno
+ * (ENOPROTOOPT where the kernel cannot). */
+int UDP_ReceiveOffload(int fd, int on);
+
 /* ------------------------------------------------------------------------ */
 /* Extras: dual stack and batches, for the layers above                      */
 /* ------------------------------------------------------------------------ */
@@ -154,6 +161,9 @@ struct udp_msg {
     void *buf;
     size_t len; /* in: bytes to send / capacity; out: bytes received */
     struct udp_addr addr;
+    size_t seg; /* out: 0, or, with UDP_ReceiveOffload on, the size of each
+                   of the datagrams buf holds back to back (all from addr;
+                   the last may be shorter) */
 };
 
 /* Sends up to n datagrams with as few system calls as possible (sendmmsg on

@@ -917,6 +917,57 @@ static int suite_init(void)
     return 0;
 }
 
+/* Segmented sends and coalesced receives: a run of equal datagrams goes
+ * out as one (UDP_SEGMENT) and, with receive offload on, may come back as
+ * one buffer; cut by .seg it gives back exactly the datagrams sent, in
+ * order, each with its own contents.  Where the kernel cannot coalesce,
+ * every buffer is one datagram (.seg 0) and the same checks hold. */
+static void test_offloads(void)
+{
+    enum { N = 40, SIZE = 1000, LAST = 300 };
+    int rx = UDP_Open(0), tx = UDP_Open(0);
+    CU_ASSERT_FATAL(rx >= 0 && tx >= 0);
+    int offload = UDP_ReceiveOffload(rx, 1) == 0;
+    struct udp_addr to = loop_to(rx);
+    static uint8_t out[N][SIZE];
+    struct udp_msg m[N];
+    for (int i = 0; i < N; i++) {
+        memset(out[i], i + 1, SIZE);
+        m[i] = (struct udp_msg){.buf = out[i], .len = i == N - 1 ? LAST : SIZE,
+                                .addr = to};
+    }
+    CU_ASSERT_EQUAL(UDP_SendMany(tx, m, N), N);
+    static uint8_t in[8][65536];
+    int got = 0, bad = 0, coalesced = 0;
+    while (got < N && !bad) {
+        struct udp_msg r[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = (struct udp_msg){.buf = in[i], .len = sizeof(in[i])};
+        int n = UDP_RecvMany(rx, r, 8, 1000);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            size_t seg = r[i].seg ? r[i].seg : r[i].len;
+            coalesced += r[i].seg != 0;
+            for (size_t off = 0; off < r[i].len; off += seg, got++) {
+                size_t part = r[i].len - off < seg ? r[i].len - off : seg;
+                size_t want = got == N - 1 ? LAST : SIZE;
+                bad |= got >= N || part != want ||
+                       memcmp(in[i] + off, out[got], part) != 0;
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(got, N);
+    if (!offload)
+        CU_ASSERT_EQUAL(coalesced, 0);
+    if (getenv("UDP_TEST_VERBOSE"))
+        fprintf(stderr, "\n  offload %d: %d coalesced buffers\n", offload,
+                coalesced);
+    UDP_Close(rx);
+    UDP_Close(tx);
+}
+
 int test_udp_register(void)
 {
     static const struct {
@@ -947,6 +998,7 @@ int test_udp_register(void)
         {"UDP_FAULTS at open", test_env_faults},
         {"close releases held datagrams", test_close_releases},
         {"faults off", test_faults_off},
+        {"segmentation and receive offload", test_offloads},
     };
     CU_pSuite s = CU_add_suite("udp", suite_init, NULL);
     if (s == NULL)
