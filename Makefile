@@ -106,6 +106,7 @@ netns-bench: all
 # ---------------------------------------------------------------------------
 # Installing
 
+BINDIR = $(PREFIX)/bin
 LIBDIR = $(PREFIX)/lib
 INCDIR = $(PREFIX)/include
 PCDIR  = $(LIBDIR)/pkgconfig
@@ -115,14 +116,17 @@ $(BUILD)/rmsg.pc: rmsg.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    rmsg.pc.in > $@
 
-install: $(STATIC) $(SHARED) $(BUILD)/rmsg.pc
-	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR)
+install: $(STATIC) $(SHARED) $(BUILD)/rmsg.pc $(BUILD)/tools/rperf
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR) \
+	    $(DESTDIR)$(BINDIR)
+	install -m 755 $(BUILD)/tools/rperf $(DESTDIR)$(BINDIR)
 	install -m 644 $(LIB_HDRS) $(DESTDIR)$(INCDIR)
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)
 	install -m 644 $(BUILD)/rmsg.pc $(DESTDIR)$(PCDIR)
 
 uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/rperf
 	rm -f $(LIB_HDRS:%=$(DESTDIR)$(INCDIR)/%)
 	rm -f $(DESTDIR)$(LIBDIR)/librmsg.a $(DESTDIR)$(LIBDIR)/librmsg.so
 	rm -f $(DESTDIR)$(PCDIR)/rmsg.pc
