@@ -89,6 +89,8 @@
 #include "siphash.h"
 #include "wire.h"
 
+#define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
+#define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
 #define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
 #define IP_UDP_BYTES 28      /* IPv4 and UDP headers: the path carries them */
 #define CC_INITIAL_DGRAMS 32 /* initial congestion window */
@@ -171,6 +173,7 @@ struct peer {
     rmsg_time rack_at;              /* RACK reordering timer */
     uint32_t adv_wnd;               /* window last advertised */
     uint32_t unacked_frags;         /* arrived since our last ack */
+    uint32_t unacked_bytes;         /* their payload */
     struct frag *sw;                /* ring of sw_cap fragment slots */
     uint32_t sw_cap;
     uint32_t snd_una, snd_nxt; /* oldest unacknowledged, next new */
@@ -492,7 +495,7 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->tx_order = p->rack_order = 0;
     p->lost_hint = p->snd_una;
     p->rcv_nxt = 0;
-    p->unacked_frags = 0;
+    p->unacked_frags = p->unacked_bytes = 0;
     p->adv_wnd = 0;
 }
 
@@ -1003,6 +1006,7 @@ static void on_data(struct rmsg_core *c, struct peer *p,
 {
     p->last_arrival = now;
     p->unacked_frags++;
+    p->unacked_bytes += w->payload_len;
     uint32_t ahead = w->seq - p->rcv_nxt;
     int taken;
     if (seq_lt(w->seq, p->rcv_nxt)) {
@@ -1036,7 +1040,8 @@ static void on_data(struct rmsg_core *c, struct peer *p,
     }
     /* Acknowledge every few fragments at once (the sender's window keeps
      * moving), a lone fragment after ack_delay_us (a reply may carry it). */
-    if (p->unacked_frags >= 8 || p->held_count > 0)
+    if (p->unacked_frags >= ACK_EVERY_FRAGS ||
+        p->unacked_bytes >= ACK_EVERY_BYTES || p->held_count > 0)
         p->ack_now = 1;
     else if (p->ack_at == RMSG_NEVER)
         p->ack_at = now + c->cfg.ack_delay_us;
@@ -1668,7 +1673,7 @@ static void fill_header(struct rmsg_core *c, struct peer *p,
         w->nsack = (uint8_t)build_sacks(p, w->sack, room);
     p->ack_now = 0;
     p->ack_at = RMSG_NEVER;
-    p->unacked_frags = 0;
+    p->unacked_frags = p->unacked_bytes = 0;
 }
 
 /* Encodes w and does the bookkeeping every datagram shares. */

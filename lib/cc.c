@@ -35,15 +35,16 @@ uint64_t cc_bdp(const struct cc *cc, uint32_t gain)
 }
 
 /* The most data one pacing burst may carry: about a millisecond at the
- * current rate, at least two datagrams, at most 64 KB (BBR's send
- * quantum).  The window keeps room for three of them so that the
+ * current rate, at least two datagrams, at most 64 KB or two datagrams
+ * if they are larger (BBR's send quantum).  The window keeps room for three of them so that the
  * receiver's batched acknowledgments do not stall the sender. */
 static uint64_t quantum(const struct cc *cc)
 {
     uint64_t q = cc->pacing_rate / 1000;
     if (q < 2 * (uint64_t)cc->mss)
         q = 2 * (uint64_t)cc->mss;
-    return q > 65536 ? 65536 : q;
+    uint64_t cap = 65536 > 2 * (uint64_t)cc->mss ? 65536 : 2 * (uint64_t)cc->mss;
+    return q > cap ? cap : q;
 }
 
 /* A round trip ends when data sent after the previous round's end is
