@@ -27,15 +27,17 @@ LDLIBS   = -lpthread
 VERSION = 0.1.0
 
 # The library: the three public layers and their internal helpers.
-LIB_SRCS = udp.c rmsg.c rmsg_endpoint.c lib/cc.c lib/crc32c.c lib/siphash.c \
-           lib/wire.c
-LIB_HDRS = udp.h rmsg.h
+LIB_SRCS = udp.c rmsg.c rmsg_endpoint.c rpc.c rpc_marshal.c lib/cc.c \
+           lib/crc32c.c lib/siphash.c lib/wire.c
+LIB_HDRS = udp.h rmsg.h rpc.h rpc_marshal.h
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 
-EXAMPLES = udp_client udp_server rmsg_client rmsg_server
+EXAMPLES = udp_client udp_server rmsg_client rmsg_server counter_server \
+           counter_client
 TOOLS    = rperf
 TEST_SRCS = tests/run.c tests/test_udp.c tests/test_crc32c.c tests/test_wire.c \
-            tests/simlink.c tests/test_rmsg_sim.c tests/test_rmsg.c
+            tests/simlink.c tests/test_rmsg_sim.c tests/test_rmsg.c \
+            tests/test_rpc.c
 TEST_OBJS = $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 STATIC = $(BUILD)/librmsg.a

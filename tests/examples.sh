@@ -47,4 +47,28 @@ run_pair "udp over faults" udp_server udp_client "got reply.*ack: hello" 5 \
 run_pair "rmsg" rmsg_server rmsg_client "goodbye world" 20
 run_pair "rmsg over faults" rmsg_server rmsg_client "goodbye world" 20 \
     UDP_FAULTS=drop=0.2,dup=0.1,reorder=0.2,corrupt=0.05,seed=5
+# The counter over rpc: at-most-once must end with the counter equal to the
+# successful calls (none timed out at this loss); at-least-once may run ahead.
+if start_server env UDP_FAULTS=drop=0.2,dup=0.1,reorder=0.1,seed=9 \
+        "$ex/counter_server" 0; then
+    for mode in amo alo; do
+        env UDP_FAULTS=drop=0.2,dup=0.1,reorder=0.1,seed=9 timeout 60 \
+            "$ex/counter_client" 127.0.0.1 "$port" 200 "$mode" \
+            > "$tmp/client.out" 2>&1
+        rc=$?
+        line=$(head -1 "$tmp/client.out")
+        case "$mode:$rc:$line" in
+        amo:0:*"200 calls succeeded, 0 timed out, 0 failed otherwise; counter = 200 (0 more"*|\
+        alo:0:*"200 calls succeeded, 0 timed out"*)
+            echo "example counter ($mode): passed: $line" ;;
+        *)
+            echo "example counter ($mode): FAILED"; cat "$tmp/client.out"
+            fail=$((fail + 1)) ;;
+        esac
+    done
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+else
+    fail=$((fail + 1))
+fi
 [ "$fail" -eq 0 ] || { echo "$fail example(s) failed"; exit 1; }

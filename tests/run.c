@@ -25,6 +25,7 @@ static const struct {
     {"wire", test_wire_register},
     {"rmsg-sim", test_rmsg_sim_register},
     {"rmsg", test_rmsg_register},
+    {"rpc", test_rpc_register},
 };
 
 /* True when the suite was asked for on the command line (or nothing was). */

@@ -10,5 +10,6 @@ int test_udp_register(void);
 int test_wire_register(void);
 int test_rmsg_sim_register(void);
 int test_rmsg_register(void);
+int test_rpc_register(void);
 
 #endif

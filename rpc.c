@@ -1,0 +1,1178 @@
+/*
+ * rpc.c - remote procedure calls with at-most-once semantics over rmsg.
+ *
+ * Every rpc message is one rmsg message (reliable, ordered, any size) that
+ * starts with a header, big-endian, encoded with rpc_marshal.h:
+ *
+ *   CALL   version u8 = 1, type u8 = 1, flags u16, proc u32, client u64,
+ *          call u64, done_below u64, server u64, then the arguments
+ *   STATUS the same header with type 3 and no arguments: "what became of
+ *          this call?", sent while a call is slow
+ *   REPLY  version u8 = 1, type u8 = 2, flags u16, status i32, server u64,
+ *          call u64, then the results
+ *
+ *   flags     CALL/STATUS: 1 = RETRY (this call was sent before)
+ *   client    the client instance's random identity
+ *   call      the call's number, from 1, per client
+ *   done_below the client holds the reply of every call below this number
+ *   server    the server incarnation the client knows (0: none yet)
+ *   status    >= 0: the handler's return value; < 0: one of REPLY_* below
+ *
+ * Why rmsg is not enough.  rmsg delivers each message once per relation,
+ * but a relation can end (a restart, a timeout), and the client then has
+ * to send the call again on a new one without knowing whether the first
+ * copy ran.  So the server remembers, per client, the calls it has run
+ * and their replies ("the reply cache"), and answers a repeated call from
+ * it; a repeated call that arrives while the first still runs waits for
+ * that run.  done_below lets the server forget replies the client has.  A
+ * client the server no longer remembers may send a call again only if it
+ * never sent it before (no RETRY flag); otherwise the server refuses it.
+ * A call naming an earlier server incarnation is refused: it may have
+ * run on the instance that crashed, and must not run on this one.
+ *
+ * The server's bookkeeping (section "At-most-once") makes decisions only:
+ * it never touches a socket or a clock, so the rules can be read, and
+ * tested, apart from the transport.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "rpc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define VERSION 1
+#define T_CALL 1
+#define T_REPLY 2
+#define T_STATUS 3
+#define F_RETRY 1
+#define CALL_HEADER 40
+#define REPLY_HEADER 24
+#define REPLY_TIMEOUT_MS 30000 /* how long a server retries a reply */
+
+/* Negative statuses of a REPLY: why the call did not (or could not) run. */
+enum {
+    REPLY_NOPROC = -1,    /* no such procedure */
+    REPLY_STALE = -2,     /* meant for an earlier server incarnation */
+    REPLY_DISCARDED = -3, /* client state discarded; a RETRY refused */
+    REPLY_TOO_LARGE = -4, /* request or reply over the limit */
+    REPLY_RUNNING = -5,   /* STATUS: still running */
+    REPLY_UNKNOWN = -6,   /* STATUS: never arrived; send it again */
+    REPLY_BUSY = -7,      /* no room to remember another client */
+};
+
+struct call_header {
+    uint8_t type;
+    uint16_t flags;
+    uint32_t proc;
+    uint64_t client, call, done_below, server;
+};
+
+struct reply_header {
+    int32_t status;
+    uint64_t server, call;
+};
+
+void rpc_config_default(struct rpc_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    rmsg_config_default(&cfg->rmsg);
+    cfg->max_request = RPC_MAX_MESSAGE_DEFAULT;
+    cfg->max_reply = RPC_MAX_MESSAGE_DEFAULT;
+    cfg->cache_clients = RPC_CACHE_CLIENTS_DEFAULT;
+    cfg->cache_bytes = RPC_CACHE_BYTES_DEFAULT;
+}
+
+/* The rmsg settings an rpc endpoint needs: messages as large as a request
+ * or reply plus its header. */
+static struct rmsg_config transport_config(const struct rpc_config *cfg)
+{
+    struct rmsg_config r = cfg->rmsg;
+    uint64_t big = cfg->max_request > cfg->max_reply ? cfg->max_request
+                                                     : cfg->max_reply;
+    big += CALL_HEADER;
+    r.msg_max = big > UINT32_MAX ? UINT32_MAX : (uint32_t)big;
+    return r;
+}
+
+static uint64_t random64(void)
+{
+    uint64_t v = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&v, sizeof(v), 1, f) != 1)
+            v = 0;
+        fclose(f);
+    }
+    if (v == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+            (uint64_t)(uintptr_t)&v;
+    }
+    return v ? v : 1;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Wire                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void put_call_header(struct rpc_enc *e, const struct call_header *h)
+{
+    rpc_put_u8(e, VERSION);
+    rpc_put_u8(e, h->type);
+    rpc_put_u16(e, h->flags);
+    rpc_put_u32(e, h->proc);
+    rpc_put_u64(e, h->client);
+    rpc_put_u64(e, h->call);
+    rpc_put_u64(e, h->done_below);
+    rpc_put_u64(e, h->server);
+}
+
+static void put_reply_header(struct rpc_enc *e, const struct reply_header *h)
+{
+    rpc_put_u8(e, VERSION);
+    rpc_put_u8(e, T_REPLY);
+    rpc_put_u16(e, 0);
+    rpc_put_i32(e, h->status);
+    rpc_put_u64(e, h->server);
+    rpc_put_u64(e, h->call);
+}
+
+/* The type of an rpc message (0: not one), checking its version. */
+static int message_type(const uint8_t *m, size_t len)
+{
+    if (len < 2 || m[0] != VERSION)
+        return 0;
+    return m[1];
+}
+
+/* Decodes a CALL or STATUS header; *body gets the arguments' offset.
+ * Returns 0 or -EBADMSG. */
+static int get_call_header(const void *m, size_t len, struct call_header *h,
+                           size_t *body)
+{
+    struct rpc_dec d;
+    uint8_t version;
+    rpc_dec_init(&d, m, len);
+    rpc_get_u8(&d, &version);
+    rpc_get_u8(&d, &h->type);
+    rpc_get_u16(&d, &h->flags);
+    rpc_get_u32(&d, &h->proc);
+    rpc_get_u64(&d, &h->client);
+    rpc_get_u64(&d, &h->call);
+    rpc_get_u64(&d, &h->done_below);
+    int err = rpc_get_u64(&d, &h->server);
+    if (err || version != VERSION || (h->type != T_CALL && h->type != T_STATUS) ||
+        (h->flags & ~F_RETRY) || h->client == 0 || h->call == 0)
+        return -EBADMSG;
+    *body = d.off;
+    return 0;
+}
+
+static int get_reply_header(const void *m, size_t len, struct reply_header *h,
+                            size_t *body)
+{
+    struct rpc_dec d;
+    uint8_t version, type;
+    uint16_t flags;
+    rpc_dec_init(&d, m, len);
+    rpc_get_u8(&d, &version);
+    rpc_get_u8(&d, &type);
+    rpc_get_u16(&d, &flags);
+    rpc_get_i32(&d, &h->status);
+    rpc_get_u64(&d, &h->server);
+    int err = rpc_get_u64(&d, &h->call);
+    if (err || version != VERSION || type != T_REPLY || flags != 0 ||
+        h->status < REPLY_BUSY)
+        return -EBADMSG;
+    *body = d.off;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* At-most-once: the server's bookkeeping (no I/O)                           */
+/* ------------------------------------------------------------------------ */
+
+/* A call of one client that the server has run or is running. */
+struct entry {
+    struct entry *next;
+    uint64_t call;
+    int running;
+    int32_t status;
+    uint8_t *reply; /* the whole REPLY message, header included */
+    size_t len;
+};
+
+struct client {
+    struct client *hash_next;
+    struct client *older, *newer; /* least recently used order */
+    uint64_t id, done_below;
+    struct udp_addr addr; /* where replies go: the latest request's */
+    struct entry *calls;
+    int running;
+    size_t bytes;
+};
+
+struct amo {
+    uint64_t incarnation;
+    struct client **buckets;
+    uint32_t nbuckets, nclients, max_clients;
+    struct client *oldest, *newest;
+    size_t bytes, max_bytes;
+    struct rpc_server_stats st;
+};
+
+/* What to do with a CALL or STATUS. */
+enum verdict {
+    V_RUN,    /* run the handler (the entry is marked running) */
+    V_REPLY,  /* send e->reply (cached) */
+    V_WAIT,   /* it runs already: its reply will go out when done */
+    V_ANSWER, /* send a reply with status *status and no results */
+    V_IGNORE, /* a late duplicate of a call the client has the reply of */
+};
+
+static int amo_init(struct amo *t, uint32_t max_clients, size_t max_bytes)
+{
+    memset(t, 0, sizeof(*t));
+    t->incarnation = random64();
+    t->max_clients = max_clients ? max_clients : 1;
+    t->max_bytes = max_bytes;
+    t->nbuckets = 16;
+    while (t->nbuckets < t->max_clients)
+        t->nbuckets *= 2;
+    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+    return t->buckets ? 0 : -ENOMEM;
+}
+
+static struct client **bucket(struct amo *t, uint64_t id)
+{
+    uint64_t h = id * 0x9E3779B97F4A7C15ull;
+    return &t->buckets[(h >> 32) & (t->nbuckets - 1)];
+}
+
+static void lru_unlink(struct amo *t, struct client *c)
+{
+    *(c->older ? &c->older->newer : &t->oldest) = c->newer;
+    *(c->newer ? &c->newer->older : &t->newest) = c->older;
+    c->older = c->newer = NULL;
+}
+
+static void lru_push(struct amo *t, struct client *c)
+{
+    c->older = t->newest;
+    c->newer = NULL;
+    *(t->newest ? &t->newest->newer : &t->oldest) = c;
+    t->newest = c;
+}
+
+static void entry_free(struct amo *t, struct client *c, struct entry *e)
+{
+    c->bytes -= e->len;
+    t->bytes -= e->len;
+    free(e->reply);
+    free(e);
+}
+
+static void client_free(struct amo *t, struct client *c)
+{
+    struct client **pp = bucket(t, c->id);
+    while (*pp != c)
+        pp = &(*pp)->hash_next;
+    *pp = c->hash_next;
+    lru_unlink(t, c);
+    while (c->calls) {
+        struct entry *e = c->calls;
+        c->calls = e->next;
+        entry_free(t, c, e);
+    }
+    free(c);
+    t->nclients--;
+}
+
+/* Discards the least recently used client with nothing running (except
+ * `keep`).  Returns 1 if one was discarded. */
+static int evict_one(struct amo *t, const struct client *keep)
+{
+    for (struct client *c = t->oldest; c; c = c->newer)
+        if (c != keep && c->running == 0) {
+            client_free(t, c);
+            t->st.evicted++;
+            return 1;
+        }
+    return 0;
+}
+
+static struct client *client_find(struct amo *t, uint64_t id)
+{
+    struct client *c = *bucket(t, id);
+    while (c && c->id != id)
+        c = c->hash_next;
+    return c;
+}
+
+static struct client *client_new(struct amo *t, uint64_t id)
+{
+    if (t->nclients >= t->max_clients && !evict_one(t, NULL))
+        return NULL;
+    struct client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->id = id;
+    c->done_below = 1;
+    struct client **b = bucket(t, id);
+    c->hash_next = *b;
+    *b = c;
+    lru_push(t, c);
+    t->nclients++;
+    return c;
+}
+
+/* The client holds every reply below done_below: those are forgotten. */
+static void forget_below(struct amo *t, struct client *c, uint64_t done_below)
+{
+    if (done_below <= c->done_below)
+        return;
+    c->done_below = done_below;
+    for (struct entry **pp = &c->calls; *pp;) {
+        struct entry *e = *pp;
+        if (e->call < done_below && !e->running) {
+            *pp = e->next;
+            entry_free(t, c, e);
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+static struct entry *entry_find(struct client *c, uint64_t call)
+{
+    struct entry *e = c->calls;
+    while (e && e->call != call)
+        e = e->next;
+    return e;
+}
+
+/* Decides what a CALL or STATUS from `from` gets; see the top of the file.
+ * `idempotent` says whether the procedure skips the cache; `exists`
+ * whether it exists at all. */
+static enum verdict amo_admit(struct amo *t, const struct call_header *h,
+                              const struct udp_addr *from, int exists,
+                              int idempotent, struct client **cl,
+                              struct entry **out, int32_t *status)
+{
+    if (h->server != 0 && h->server != t->incarnation) {
+        t->st.stale++;
+        *status = REPLY_STALE;
+        return V_ANSWER;
+    }
+    if (h->type == T_CALL && !exists) {
+        t->st.no_such_proc++;
+        *status = REPLY_NOPROC;
+        return V_ANSWER;
+    }
+    struct client *c = client_find(t, h->client);
+    if (c == NULL && (h->flags & F_RETRY || h->type == T_STATUS)) {
+        t->st.refused++;
+        *status = REPLY_DISCARDED;
+        return V_ANSWER;
+    }
+    if (c == NULL && (c = client_new(t, h->client)) == NULL) {
+        *status = REPLY_BUSY;
+        return V_ANSWER;
+    }
+    lru_unlink(t, c);
+    lru_push(t, c);
+    c->addr = *from;
+    forget_below(t, c, h->done_below);
+    *cl = c;
+    if (h->call < c->done_below)
+        return V_IGNORE;
+    struct entry *e = entry_find(c, h->call);
+    if (h->type == T_STATUS) {
+        *status = e ? REPLY_RUNNING : REPLY_UNKNOWN;
+        if (e && !e->running) {
+            *out = e;
+            return V_REPLY;
+        }
+        return V_ANSWER;
+    }
+    if (idempotent)
+        return V_RUN; /* at-least-once: no entry, run every copy */
+    if (e) {
+        *out = e;
+        (*(e->running ? &t->st.waited : &t->st.cached_replies))++;
+        return e->running ? V_WAIT : V_REPLY;
+    }
+    if ((e = calloc(1, sizeof(*e))) == NULL) {
+        *status = REPLY_BUSY;
+        return V_ANSWER;
+    }
+    e->call = h->call;
+    e->running = 1;
+    e->next = c->calls;
+    c->calls = e;
+    c->running++;
+    *out = e;
+    return V_RUN;
+}
+
+/* Records the reply of a call that ran (e NULL: an idempotent one, not
+ * kept), then trims the cache to its byte budget. */
+static void amo_done(struct amo *t, struct client *c, struct entry *e,
+                     uint8_t *reply, size_t len)
+{
+    t->st.calls++;
+    if (c == NULL || e == NULL) {
+        free(reply);
+        return;
+    }
+    e->running = 0;
+    c->running--;
+    e->reply = reply;
+    e->len = len;
+    c->bytes += len;
+    t->bytes += len;
+    while (t->bytes > t->max_bytes && evict_one(t, c))
+        ;
+}
+
+/* Forgets a call that was admitted but cannot be run after all (no
+ * memory): the client will ask again and it runs then. */
+static void amo_abandon(struct amo *t, struct client *c, struct entry *e)
+{
+    struct entry **pp = &c->calls;
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    c->running--;
+    entry_free(t, c, e);
+}
+
+static void amo_free(struct amo *t)
+{
+    while (t->oldest)
+        client_free(t, t->oldest);
+    free(t->buckets);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                    */
+/* ------------------------------------------------------------------------ */
+
+struct proc {
+    struct proc *next;
+    uint32_t num;
+    rpc_handler h;
+    void *arg;
+    int flags;
+};
+
+/* A call waiting for a worker. */
+struct job {
+    struct job *next;
+    struct client *client; /* NULL: idempotent (not kept) */
+    struct entry *entry;
+    struct udp_addr to;    /* idempotent: where the reply goes */
+    struct call_header h;
+    struct proc *proc;
+    void *msg; /* the CALL message; arguments from body on */
+    size_t len, body;
+};
+
+struct rpc_server {
+    struct rmsg_endpoint *ep;
+    struct rpc_config cfg;
+    struct proc *procs;
+    pthread_mutex_t lock; /* the bookkeeping, the job queue */
+    pthread_cond_t work, idle;
+    struct amo amo;
+    struct job *jobs, *jobs_tail;
+    int busy; /* jobs taken by workers and not finished */
+    volatile sig_atomic_t stop;
+};
+
+int rpc_server_open(int port, const struct rpc_config *cfg,
+                    struct rpc_server **out)
+{
+    struct rpc_config def;
+    if (cfg == NULL) {
+        rpc_config_default(&def);
+        cfg = &def;
+    }
+    if (out == NULL)
+        return -EINVAL;
+    struct rpc_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    struct rmsg_config rc = transport_config(cfg);
+    int err = amo_init(&s->amo, cfg->cache_clients, cfg->cache_bytes);
+    if (err == 0)
+        err = rmsg_open(port, &rc, &s->ep);
+    if (err) {
+        free(s->amo.buckets);
+        free(s);
+        return err;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    *out = s;
+    return 0;
+}
+
+int rpc_server_port(const struct rpc_server *s)
+{
+    return s ? rmsg_port(s->ep) : -EINVAL;
+}
+
+static struct proc *proc_find(const struct rpc_server *s, uint32_t num)
+{
+    struct proc *p = s->procs;
+    while (p && p->num != num)
+        p = p->next;
+    return p;
+}
+
+int rpc_register(struct rpc_server *s, uint32_t proc, rpc_handler h,
+                 void *arg, int flags)
+{
+    if (s == NULL || h == NULL || (flags & ~RPC_IDEMPOTENT))
+        return -EINVAL;
+    struct proc *p = proc_find(s, proc);
+    if (p == NULL) {
+        if ((p = calloc(1, sizeof(*p))) == NULL)
+            return -ENOMEM;
+        p->num = proc;
+        p->next = s->procs;
+        s->procs = p;
+    }
+    p->h = h;
+    p->arg = arg;
+    p->flags = flags;
+    return 0;
+}
+
+/* Sends a REPLY message (the buffer is the caller's). */
+static void send_reply(struct rpc_server *s, const struct udp_addr *to,
+                       const void *m, size_t len)
+{
+    rmsg_send_async(s->ep, to, m, len, REPLY_TIMEOUT_MS);
+}
+
+/* A REPLY with a status and no results: a refusal or a STATUS answer. */
+static void answer(struct rpc_server *s, const struct udp_addr *to,
+                   uint64_t call, int32_t status)
+{
+    uint8_t buf[REPLY_HEADER];
+    struct rpc_enc e;
+    rpc_enc_init(&e, 0);
+    put_reply_header(&e, &(struct reply_header){status, s->amo.incarnation,
+                                                call});
+    if (e.err == 0 && e.len <= sizeof(buf)) {
+        memcpy(buf, e.buf, e.len);
+        send_reply(s, to, buf, e.len);
+    }
+    rpc_enc_free(&e);
+}
+
+/* Runs one call's handler and builds its REPLY message. */
+static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
+{
+    struct rpc_enc e;
+    rpc_enc_init(&e, (size_t)s->cfg.max_reply + REPLY_HEADER);
+    put_reply_header(&e, &(struct reply_header){0, s->amo.incarnation,
+                                                j->h.call});
+    const uint8_t *args = (const uint8_t *)j->msg + j->body;
+    int status = j->proc->h(j->proc->arg, args, j->len - j->body, &e);
+    if (status < 0)
+        status = REPLY_NOPROC;
+    if (e.err) { /* results over the limit (or no memory): say so */
+        rpc_enc_free(&e);
+        rpc_enc_init(&e, 0);
+        status = REPLY_TOO_LARGE;
+        put_reply_header(&e, &(struct reply_header){status, 0, j->h.call});
+    }
+    /* The header went first so the results need no copy; its status field
+     * (bytes 4 to 7) is filled in now that the handler has returned. */
+    if (e.err == 0)
+        for (int k = 0; k < 4; k++)
+            e.buf[4 + k] = (uint8_t)((uint32_t)status >> (24 - 8 * k));
+    return rpc_enc_take(&e, len);
+}
+
+/* Runs a job and records and sends its reply.  Called without the lock. */
+static void run_job(struct rpc_server *s, struct job *j)
+{
+    size_t len = 0;
+    uint8_t *reply = run_handler(s, j, &len);
+    pthread_mutex_lock(&s->lock);
+    /* A kept call's reply goes where its client's latest request came
+     * from (a duplicate may have come from a new address). */
+    if (reply)
+        send_reply(s, j->client ? &j->client->addr : &j->to, reply, len);
+    amo_done(&s->amo, j->client, j->entry, reply, len);
+    pthread_mutex_unlock(&s->lock);
+    free(j->msg);
+    free(j);
+}
+
+/* Decides about one received message; returns a job to run, or NULL. */
+static struct job *on_request(struct rpc_server *s, const struct udp_addr *from,
+                              void *msg, size_t len)
+{
+    struct call_header h;
+    size_t body;
+    if (message_type(msg, len) == 0 ||
+        get_call_header(msg, len, &h, &body) != 0) {
+        s->amo.st.malformed++;
+        free(msg);
+        return NULL;
+    }
+    struct proc *p = proc_find(s, h.proc);
+    struct client *c = NULL;
+    struct entry *e = NULL;
+    int32_t status = 0;
+    enum verdict v = amo_admit(&s->amo, &h, from, p != NULL,
+                               p && (p->flags & RPC_IDEMPOTENT), &c, &e,
+                               &status);
+    if (v == V_ANSWER)
+        answer(s, from, h.call, status);
+    if (v == V_REPLY)
+        send_reply(s, from, e->reply, e->len);
+    if (v != V_RUN) {
+        free(msg);
+        return NULL;
+    }
+    struct job *j = calloc(1, sizeof(*j));
+    if (j == NULL) { /* cannot run it now: forget it, the client asks */
+        if (e)
+            amo_abandon(&s->amo, c, e);
+        free(msg);
+        return NULL;
+    }
+    *j = (struct job){.client = e ? c : NULL, .entry = e, .to = *from,
+                      .h = h, .proc = p, .msg = msg, .len = len,
+                      .body = body};
+    return j;
+}
+
+static void *worker(void *arg)
+{
+    struct rpc_server *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (s->jobs == NULL && !s->stop)
+            pthread_cond_wait(&s->work, &s->lock);
+        struct job *j = s->jobs;
+        if (j == NULL)
+            break;
+        s->jobs = j->next;
+        if (s->jobs == NULL)
+            s->jobs_tail = NULL;
+        s->busy++;
+        pthread_mutex_unlock(&s->lock);
+        run_job(s, j);
+        pthread_mutex_lock(&s->lock);
+        s->busy--;
+        pthread_cond_broadcast(&s->idle);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int rpc_serve(struct rpc_server *s, int workers)
+{
+    if (s == NULL || workers < 0)
+        return -EINVAL;
+    pthread_t *pool = calloc(workers ? (size_t)workers : 1, sizeof(*pool));
+    if (pool == NULL)
+        return -ENOMEM;
+    int started = 0;
+    while (started < workers &&
+           pthread_create(&pool[started], NULL, worker, s) == 0)
+        started++;
+    while (!s->stop) {
+        struct udp_addr from;
+        void *msg;
+        size_t len;
+        if (rmsg_recv(s->ep, &from, &msg, &len, -1) != 0)
+            continue; /* -EINTR from rpc_stop, checked above */
+        pthread_mutex_lock(&s->lock);
+        struct job *j = on_request(s, &from, msg, len);
+        if (j && started > 0) {
+            *(s->jobs_tail ? &s->jobs_tail->next : &s->jobs) = j;
+            s->jobs_tail = j;
+            pthread_cond_signal(&s->work);
+            j = NULL;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (j)
+            run_job(s, j);
+    }
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(pool[i], NULL);
+    free(pool);
+    rmsg_interrupt(s->ep, 0);
+    rmsg_flush(s->ep, 1000); /* the last replies */
+    return 0;
+}
+
+void rpc_stop(struct rpc_server *s)
+{
+    s->stop = 1;
+    rmsg_interrupt(s->ep, 1);
+}
+
+void rpc_server_close(struct rpc_server *s)
+{
+    if (s == NULL)
+        return;
+    rmsg_close(s->ep);
+    while (s->jobs) {
+        struct job *j = s->jobs;
+        s->jobs = j->next;
+        free(j->msg);
+        free(j);
+    }
+    while (s->procs) {
+        struct proc *p = s->procs;
+        s->procs = p->next;
+        free(p);
+    }
+    amo_free(&s->amo);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->idle);
+    free(s);
+}
+
+void rpc_server_stats(struct rpc_server *s, struct rpc_server_stats *st)
+{
+    pthread_mutex_lock(&s->lock);
+    *st = s->amo.st;
+    st->clients = s->amo.nclients;
+    st->cache_bytes = s->amo.bytes;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Client                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A call in progress or completed and not yet collected. */
+struct call {
+    struct call *next;
+    uint64_t id;
+    uint32_t proc;
+    uint8_t *msg; /* the CALL message, kept to send again */
+    size_t len;
+    int64_t deadline_ms; /* INT64_MAX: none */
+    int64_t status_at;   /* when to ask about it next */
+    int64_t retry_at;    /* cfg.retry_ms: when to send it again */
+    int64_t msg_id;      /* rmsg id of the latest copy sent */
+    int sent;            /* copies sent */
+    int done, outcome;
+    void *reply;
+    size_t reply_len;
+};
+
+struct rpc_client {
+    struct rmsg_endpoint *ep;
+    struct udp_addr server;
+    struct rpc_config cfg;
+    uint64_t id, next_call, incarnation;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int receiving; /* a thread is in rmsg_recv for everybody */
+    struct call *calls;
+};
+
+int rpc_client_open(const char *host, int port, const struct rpc_config *cfg,
+                    struct rpc_client **out)
+{
+    struct rpc_config def;
+    if (cfg == NULL) {
+        rpc_config_default(&def);
+        cfg = &def;
+    }
+    if (host == NULL || out == NULL || port <= 0 || port > 65535)
+        return -EINVAL;
+    struct rpc_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->cfg = *cfg;
+    if (UDP_Resolve(host, port, AF_UNSPEC, &c->server) != 0) {
+        free(c);
+        return -EINVAL;
+    }
+    struct rmsg_config rc = transport_config(cfg);
+    int err = rmsg_open(0, &rc, &c->ep);
+    if (err) {
+        free(c);
+        return err;
+    }
+    c->id = random64();
+    c->next_call = 1;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->changed, NULL);
+    *out = c;
+    return 0;
+}
+
+/* The number below which the client has every reply. */
+static uint64_t done_below(const struct rpc_client *c)
+{
+    uint64_t low = c->next_call;
+    for (const struct call *k = c->calls; k; k = k->next)
+        if (!k->done && k->id < low)
+            low = k->id;
+    return low;
+}
+
+static int timeout_left(int64_t deadline_ms)
+{
+    if (deadline_ms == INT64_MAX)
+        return -1;
+    int64_t left = deadline_ms - now_ms();
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* Sends (again) a call, or asks about it (T_STATUS).  Called locked. */
+static void send_call(struct rpc_client *c, struct call *k, uint8_t type)
+{
+    struct rpc_enc e;
+    rpc_enc_init(&e, 0);
+    struct call_header h = {.type = type, .flags = k->sent ? F_RETRY : 0,
+                            .proc = k->proc, .client = c->id, .call = k->id,
+                            .done_below = done_below(c),
+                            .server = c->incarnation};
+    put_call_header(&e, &h);
+    if (e.err == 0 && e.len == CALL_HEADER && k->msg) {
+        if (type == T_CALL) /* the stored copy gets the fresh header */
+            memcpy(k->msg, e.buf, CALL_HEADER);
+        const void *m = type == T_CALL ? k->msg : e.buf;
+        size_t len = type == T_CALL ? k->len : e.len;
+        int64_t id = rmsg_send_async(c->ep, &c->server, m, len,
+                                     timeout_left(k->deadline_ms));
+        if (type == T_CALL && id > 0) {
+            k->msg_id = id;
+            k->sent++;
+        }
+        if (type == T_CALL && id < 0)
+            k->done = 1, k->outcome = (int)id;
+    }
+    rpc_enc_free(&e);
+    k->status_at = now_ms() + RPC_STATUS_INTERVAL_MS;
+}
+
+static void complete(struct call *k, int outcome)
+{
+    if (k->done)
+        return;
+    k->done = 1;
+    k->outcome = outcome;
+    free(k->msg);
+    k->msg = NULL;
+}
+
+static struct call *call_find(struct rpc_client *c, uint64_t id)
+{
+    struct call *k = c->calls;
+    while (k && k->id != id)
+        k = k->next;
+    return k;
+}
+
+/* A REPLY arrived.  Called locked; takes msg. */
+static void on_reply(struct rpc_client *c, void *msg, size_t len)
+{
+    struct reply_header h;
+    size_t body;
+    struct call *k;
+    if (get_reply_header(msg, len, &h, &body) != 0 ||
+        (k = call_find(c, h.call)) == NULL || k->done) {
+        free(msg); /* malformed, or a late copy of a collected reply */
+        return;
+    }
+    if (h.status == REPLY_RUNNING) {
+        k->status_at = now_ms() + RPC_STATUS_INTERVAL_MS;
+    } else if (h.status == REPLY_UNKNOWN) {
+        send_call(c, k, T_CALL); /* lost with a relation: again */
+    } else if (h.status >= 0) {
+        if (c->incarnation == 0)
+            c->incarnation = h.server;
+        complete(k, h.status);
+        if (len > body) {
+            memmove(msg, (uint8_t *)msg + body, len - body);
+            k->reply = msg;
+            k->reply_len = len - body;
+            return;
+        }
+    } else {
+        static const int outcome[] = {0, -ENOSYS, -ESTALE, -ECONNABORTED,
+                                      -EMSGSIZE, 0, 0, -EBUSY};
+        /* A restarted server names its new incarnation: later calls go
+         * to it, this one is refused. */
+        if (h.status == REPLY_STALE)
+            c->incarnation = h.server;
+        complete(k, outcome[-h.status]);
+    }
+    free(msg);
+}
+
+/* rmsg could not deliver a copy of a call.  Called locked. */
+static void on_failure(struct rpc_client *c, const struct rmsg_event *ev)
+{
+    struct call *k = c->calls;
+    while (k && (k->done || k->msg_id != (int64_t)ev->id))
+        k = k->next;
+    if (k == NULL)
+        return;
+    if (ev->error == -ECONNRESET && c->incarnation != 0)
+        send_call(c, k, T_CALL); /* a new relation; the server dedups */
+    else if (ev->error == -ECONNRESET)
+        complete(k, -ESTALE); /* it may have run on a lost instance */
+    else
+        complete(k, ev->error);
+}
+
+/* Deadlines and slow calls.  Called locked; returns when next to look. */
+static int64_t check_calls(struct rpc_client *c)
+{
+    int64_t now = now_ms(), next = INT64_MAX;
+    for (struct call *k = c->calls; k; k = k->next) {
+        if (k->done)
+            continue;
+        if (now >= k->deadline_ms) {
+            complete(k, -ETIMEDOUT);
+            continue;
+        }
+        if (c->cfg.retry_ms && now >= k->retry_at) {
+            send_call(c, k, T_CALL);
+            k->retry_at = now + c->cfg.retry_ms;
+        } else if (now >= k->status_at && k->sent > 0) {
+            send_call(c, k, T_STATUS);
+        }
+        if (c->cfg.retry_ms)
+            next = k->retry_at < next ? k->retry_at : next;
+        next = k->status_at < next ? k->status_at : next;
+        next = k->deadline_ms < next ? k->deadline_ms : next;
+    }
+    return next;
+}
+
+/* One turn as the receiving thread: waits for a message until `until_ms`
+ * at most.  Called locked; drops the lock while waiting. */
+static void receive_once(struct rpc_client *c, int64_t until_ms)
+{
+    int64_t next = check_calls(c);
+    if (until_ms < next)
+        next = until_ms;
+    c->receiving = 1;
+    pthread_mutex_unlock(&c->lock);
+    void *msg = NULL;
+    size_t len;
+    struct udp_addr from;
+    int r = rmsg_recv(c->ep, &from, &msg, &len, timeout_left(next));
+    pthread_mutex_lock(&c->lock);
+    c->receiving = 0;
+    if (r == 0 && message_type(msg, len) == T_REPLY)
+        on_reply(c, msg, len);
+    else if (r == 0)
+        free(msg);
+    struct rmsg_event ev;
+    while (rmsg_failure(c->ep, &ev) == 0)
+        on_failure(c, &ev);
+    check_calls(c);
+    pthread_cond_broadcast(&c->changed);
+}
+
+int64_t rpc_call_async(struct rpc_client *c, uint32_t proc, const void *req,
+                       size_t len, int timeout_ms)
+{
+    if (c == NULL || (req == NULL && len > 0))
+        return -EINVAL;
+    if (len > c->cfg.max_request)
+        return -EMSGSIZE;
+    struct call *k = calloc(1, sizeof(*k));
+    uint8_t *m = malloc(CALL_HEADER + len);
+    if (k == NULL || m == NULL) {
+        free(k);
+        free(m);
+        return -ENOMEM;
+    }
+    if (len)
+        memcpy(m + CALL_HEADER, req, len);
+    pthread_mutex_lock(&c->lock);
+    *k = (struct call){.id = c->next_call++, .proc = proc, .msg = m,
+                       .len = CALL_HEADER + len,
+                       .deadline_ms = timeout_ms < 0 ? INT64_MAX
+                                                     : now_ms() + timeout_ms};
+    k->next = c->calls;
+    c->calls = k;
+    k->retry_at = now_ms() + c->cfg.retry_ms;
+    send_call(c, k, T_CALL);
+    int64_t id = (int64_t)k->id;
+    pthread_mutex_unlock(&c->lock);
+    return id;
+}
+
+/* Hands a completed call's outcome to the caller and forgets it. */
+static int collect(struct rpc_client *c, struct call *k, void **reply,
+                   size_t *reply_len)
+{
+    struct call **pp = &c->calls;
+    while (*pp != k)
+        pp = &(*pp)->next;
+    *pp = k->next;
+    int outcome = k->outcome;
+    if (reply) {
+        *reply = k->reply;
+        if (reply_len)
+            *reply_len = k->reply_len;
+    } else {
+        free(k->reply);
+    }
+    free(k->msg);
+    free(k);
+    return outcome;
+}
+
+/* Waits until a matching call is done (id 0: any), at most timeout_ms. */
+static int wait_for(struct rpc_client *c, int64_t id, int64_t *got,
+                    void **reply, size_t *reply_len, int timeout_ms)
+{
+    if (reply)
+        *reply = NULL;
+    if (reply_len)
+        *reply_len = 0;
+    int64_t until = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        struct call *k = c->calls, *hit = NULL;
+        for (; k; k = k->next)
+            if ((id == 0 || k->id == (uint64_t)id) && (hit = k, k->done))
+                break;
+        if (hit == NULL) {
+            pthread_mutex_unlock(&c->lock);
+            return -ENOENT;
+        }
+        if (k && k->done) {
+            if (got)
+                *got = (int64_t)k->id;
+            int r = collect(c, k, reply, reply_len);
+            pthread_mutex_unlock(&c->lock);
+            return r;
+        }
+        if (now_ms() >= until) {
+            pthread_mutex_unlock(&c->lock);
+            return -EAGAIN;
+        }
+        if (!c->receiving) {
+            receive_once(c, until);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = until == INT64_MAX ? 3600000 : until - now_ms();
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += wait % 1000 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->changed, &c->lock, &ts);
+    }
+}
+
+int rpc_wait(struct rpc_client *c, int64_t id, void **reply,
+             size_t *reply_len, int timeout_ms)
+{
+    if (c == NULL || id <= 0)
+        return -EINVAL;
+    return wait_for(c, id, NULL, reply, reply_len, timeout_ms);
+}
+
+int rpc_wait_any(struct rpc_client *c, int64_t *id, void **reply,
+                 size_t *reply_len, int timeout_ms)
+{
+    if (c == NULL)
+        return -EINVAL;
+    return wait_for(c, 0, id, reply, reply_len, timeout_ms);
+}
+
+int rpc_call(struct rpc_client *c, uint32_t proc, const void *req,
+             size_t len, void **reply, size_t *reply_len, int timeout_ms)
+{
+    int64_t id = rpc_call_async(c, proc, req, len, timeout_ms);
+    if (id < 0)
+        return (int)id;
+    /* The call's own deadline ends it; the wait only needs to outlast it. */
+    int r = rpc_wait(c, id, reply, reply_len, -1);
+    return r;
+}
+
+void rpc_client_close(struct rpc_client *c)
+{
+    if (c == NULL)
+        return;
+    rmsg_close(c->ep);
+    while (c->calls) {
+        struct call *k = c->calls;
+        c->calls = k->next;
+        free(k->msg);
+        free(k->reply);
+        free(k);
+    }
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->changed);
+    free(c);
+}
+
+int rpc_client_stats(struct rpc_client *c, struct rmsg_stats *st)
+{
+    if (c == NULL || st == NULL)
+        return -EINVAL;
+    return rmsg_stats(c->ep, NULL, st);
+}
+
+const char *rpc_strerror(int outcome)
+{
+    switch (outcome) {
+    case 0:
+        return "success";
+    case -ETIMEDOUT:
+        return "deadline passed: the call may or may not have run";
+    case -ENOSYS:
+        return "no such procedure: the call did not run";
+    case -ESTALE:
+        return "server restarted: the call did not run on the new instance";
+    case -ECONNABORTED:
+        return "server discarded this client's state: retry refused";
+    case -EMSGSIZE:
+        return "request or reply too large";
+    case -EPROTO:
+        return "malformed reply";
+    case -EBUSY:
+        return "server has no room for another client";
+    default:
+        return outcome > 0 ? "the procedure reported an error of its own"
+                           : "error";
+    }
+}
