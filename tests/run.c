@@ -25,6 +25,7 @@ static const struct {
     {"wire", test_wire_register},
     {"rmsg-sim", test_rmsg_sim_register},
     {"rmsg", test_rmsg_register},
+    {"marshal", test_marshal_register},
     {"rpc", test_rpc_register},
 };
 
