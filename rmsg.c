@@ -89,6 +89,7 @@
 #include "siphash.h"
 #include "wire.h"
 
+#define TLP_MIN_US 1000       /* earliest tail loss probe */
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
 #define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
 #define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
@@ -198,6 +199,8 @@ struct peer {
     rmsg_time rto_at, probe_at;
     int probes; /* zero-window probes since the window was last open */
     int rto_probe; /* the timer expired: one fragment goes regardless */
+    rmsg_time tlp_at; /* tail loss probe due (RMSG_NEVER: none) */
+    int tlp_sent;     /* a probe went and nothing was delivered since */
 
     /* Receiving. */
     uint32_t rcv_nxt;
@@ -488,6 +491,8 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->rto_at = p->probe_at = RMSG_NEVER;
     p->probes = 0;
     p->rto_probe = 0;
+    p->tlp_at = RMSG_NEVER;
+    p->tlp_sent = 0;
     p->ack_at = RMSG_NEVER;
     p->ack_now = 0;
     p->rack_at = RMSG_NEVER;
@@ -1277,6 +1282,24 @@ static void detect_losses(struct rmsg_core *c, struct peer *p, rmsg_time now)
     }
 }
 
+/* Schedules the tail loss probe two round trips (plus the peer's ack delay
+ * when only one fragment is out, since that one ack may be held) from now,
+ * at least TLP_MIN_US, and only if it comes before the retransmission
+ * timer. */
+static void arm_tlp(struct peer *p, rmsg_time now)
+{
+    p->tlp_at = RMSG_NEVER;
+    if (!p->have_rtt || p->tlp_sent || p->snd_una == p->snd_nxt)
+        return;
+    rmsg_time pto = 2 * (rmsg_time)p->srtt;
+    if (p->snd_nxt - p->snd_una == 1)
+        pto += p->ack_delay_max;
+    if (pto < TLP_MIN_US)
+        pto = TLP_MIN_US;
+    if (now + pto < p->rto_at)
+        p->tlp_at = now + pto;
+}
+
 /* Fails queued messages longer than the peer accepts (learned late). */
 static void enforce_peer_max(struct rmsg_core *c, struct peer *p,
                              rmsg_time now)
@@ -1361,6 +1384,8 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
     if (p->delivered > before) {
         p->backoff = 0;
         p->rto_at = p->snd_una == p->snd_nxt ? RMSG_NEVER : now + p->rto;
+        p->tlp_sent = 0;
+        arm_tlp(p, now);
     }
     if (seq_lt(p->lost_hint, p->snd_una))
         p->lost_hint = p->snd_una;
@@ -1621,10 +1646,38 @@ static void retransmission_timer(struct rmsg_core *c, struct peer *p,
           p->backoff);
 }
 
+/* The tail loss probe (RFC 8985 section 7): when the last fragments of a
+ * flight are lost, nothing arrives after them for RACK to notice, and only
+ * the retransmission timer would help, late and with its penalty.  Two
+ * round trips after the last sending with nothing acknowledged, the
+ * newest outstanding fragment is sent again; its acknowledgment (with
+ * SACK) lets RACK repair the rest.  One probe per episode; the window is
+ * not touched. */
+static void tail_loss_probe(struct rmsg_core *c, struct peer *p,
+                            rmsg_time now)
+{
+    if (p->tlp_at > now)
+        return;
+    p->tlp_at = RMSG_NEVER;
+    if (p->tlp_sent || p->snd_una == p->snd_nxt)
+        return;
+    for (uint32_t s = p->snd_nxt - 1; seq_le(p->snd_una, s); s--) {
+        struct frag *f = &p->sw[s & (p->sw_cap - 1)];
+        if (f->sacked || f->msg == NULL)
+            continue;
+        mark_lost(p, f, s);
+        p->rto_probe = 1;
+        p->tlp_sent = 1;
+        trace(c, now, &p->addr, "tail loss probe seq=%u", s);
+        return;
+    }
+}
+
 static void run_timers(struct rmsg_core *c, struct peer *p, rmsg_time now)
 {
     expire_messages(c, p, now);
     retransmission_timer(c, p, now);
+    tail_loss_probe(c, p, now);
     if (p->rack_at <= now)
         detect_losses(c, p, now);
     if (p->ack_at <= now)
@@ -1732,6 +1785,7 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
     on_frag_sent(p, f, now);
     if (p->rto_at == RMSG_NEVER)
         p->rto_at = now + p->rto;
+    arm_tlp(p, now);
     return emit(c, p, &w, buf, cap, now);
 }
 
@@ -1873,6 +1927,7 @@ rmsg_time rmsg_core_next(struct rmsg_core *c)
         t = tmin(t, peer_due(c, p));
         t = tmin(t, p->deadline_next);
         t = tmin(t, p->rto_at);
+        t = tmin(t, p->tlp_at);
         t = tmin(t, p->rack_at);
         t = tmin(t, p->ack_at);
         if (p->peer_wnd == 0 && p->cutting && p->snd_una == p->snd_nxt)
