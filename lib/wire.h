@@ -47,9 +47,10 @@
  * | ack       | every fragment with a sequence number below this one has   |
  * |           | arrived (sequence comparisons are modulo 2^32).            |
  * | window    | how many fragments from `ack` on the receiver can buffer.  |
- * | ack delay | microseconds between the arrival that this acknowledgment  |
- * |           | reports and its sending; the peer subtracts it from its    |
- * |           | round-trip sample.                                         |
+ * | ack delay | microseconds between the arrival of the newest fragment   |
+ * |           | this acknowledgment reports and its sending; the peer      |
+ * |           | subtracts it from its round-trip sample and allows for it  |
+ * |           | in its retransmission timer.                               |
  * | max msg   | the largest message, in bytes, the sender will accept.     |
  * | SACK      | ranges [first, end) of fragments received above `ack`.     |
  *
