@@ -27,8 +27,8 @@ LDLIBS   = -lpthread
 VERSION = 0.1.0
 
 # The library: the three public layers and their internal helpers.
-LIB_SRCS = udp.c rmsg.c rmsg_endpoint.c rpc.c rpc_marshal.c lib/cc.c \
-           lib/crc32c.c lib/siphash.c lib/wire.c
+LIB_SRCS = udp.c rmsg.c rmsg_endpoint.c rpc.c rpc_marshal.c lib/amo.c \
+           lib/cc.c lib/crc32c.c lib/siphash.c lib/wire.c
 LIB_HDRS = udp.h rmsg.h rpc.h rpc_marshal.h
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 

@@ -37,6 +37,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "rpc.h"
 
+#include "amo.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -45,37 +47,7 @@
 #include <string.h>
 #include <time.h>
 
-#define VERSION 1
-#define T_CALL 1
-#define T_REPLY 2
-#define T_STATUS 3
-#define F_RETRY 1
-#define CALL_HEADER 40
-#define REPLY_HEADER 24
 #define REPLY_TIMEOUT_MS 30000 /* how long a server retries a reply */
-
-/* Negative statuses of a REPLY: why the call did not (or could not) run. */
-enum {
-    REPLY_NOPROC = -1,    /* no such procedure */
-    REPLY_STALE = -2,     /* meant for an earlier server incarnation */
-    REPLY_DISCARDED = -3, /* client state discarded; a RETRY refused */
-    REPLY_TOO_LARGE = -4, /* request or reply over the limit */
-    REPLY_RUNNING = -5,   /* STATUS: still running */
-    REPLY_UNKNOWN = -6,   /* STATUS: never arrived; send it again */
-    REPLY_BUSY = -7,      /* no room to remember another client */
-};
-
-struct call_header {
-    uint8_t type;
-    uint16_t flags;
-    uint32_t proc;
-    uint64_t client, call, done_below, server;
-};
-
-struct reply_header {
-    int32_t status;
-    uint64_t server, call;
-};
 
 void rpc_config_default(struct rpc_config *cfg)
 {
@@ -122,349 +94,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Wire                                                                      */
-/* ------------------------------------------------------------------------ */
-
-static void put_call_header(struct rpc_enc *e, const struct call_header *h)
-{
-    rpc_put_u8(e, VERSION);
-    rpc_put_u8(e, h->type);
-    rpc_put_u16(e, h->flags);
-    rpc_put_u32(e, h->proc);
-    rpc_put_u64(e, h->client);
-    rpc_put_u64(e, h->call);
-    rpc_put_u64(e, h->done_below);
-    rpc_put_u64(e, h->server);
-}
-
-static void put_reply_header(struct rpc_enc *e, const struct reply_header *h)
-{
-    rpc_put_u8(e, VERSION);
-    rpc_put_u8(e, T_REPLY);
-    rpc_put_u16(e, 0);
-    rpc_put_i32(e, h->status);
-    rpc_put_u64(e, h->server);
-    rpc_put_u64(e, h->call);
-}
-
-/* The type of an rpc message (0: not one), checking its version. */
-static int message_type(const uint8_t *m, size_t len)
-{
-    if (len < 2 || m[0] != VERSION)
-        return 0;
-    return m[1];
-}
-
-/* Decodes a CALL or STATUS header; *body gets the arguments' offset.
- * Returns 0 or -EBADMSG. */
-static int get_call_header(const void *m, size_t len, struct call_header *h,
-                           size_t *body)
-{
-    struct rpc_dec d;
-    uint8_t version;
-    rpc_dec_init(&d, m, len);
-    rpc_get_u8(&d, &version);
-    rpc_get_u8(&d, &h->type);
-    rpc_get_u16(&d, &h->flags);
-    rpc_get_u32(&d, &h->proc);
-    rpc_get_u64(&d, &h->client);
-    rpc_get_u64(&d, &h->call);
-    rpc_get_u64(&d, &h->done_below);
-    int err = rpc_get_u64(&d, &h->server);
-    if (err || version != VERSION || (h->type != T_CALL && h->type != T_STATUS) ||
-        (h->flags & ~F_RETRY) || h->client == 0 || h->call == 0)
-        return -EBADMSG;
-    *body = d.off;
-    return 0;
-}
-
-static int get_reply_header(const void *m, size_t len, struct reply_header *h,
-                            size_t *body)
-{
-    struct rpc_dec d;
-    uint8_t version, type;
-    uint16_t flags;
-    rpc_dec_init(&d, m, len);
-    rpc_get_u8(&d, &version);
-    rpc_get_u8(&d, &type);
-    rpc_get_u16(&d, &flags);
-    rpc_get_i32(&d, &h->status);
-    rpc_get_u64(&d, &h->server);
-    int err = rpc_get_u64(&d, &h->call);
-    if (err || version != VERSION || type != T_REPLY || flags != 0 ||
-        h->status < REPLY_BUSY)
-        return -EBADMSG;
-    *body = d.off;
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* At-most-once: the server's bookkeeping (no I/O)                           */
-/* ------------------------------------------------------------------------ */
-
-/* A call of one client that the server has run or is running. */
-struct entry {
-    struct entry *next;
-    uint64_t call;
-    int running;
-    int32_t status;
-    uint8_t *reply; /* the whole REPLY message, header included */
-    size_t len;
-};
-
-struct client {
-    struct client *hash_next;
-    struct client *older, *newer; /* least recently used order */
-    uint64_t id, done_below;
-    struct udp_addr addr; /* where replies go: the latest request's */
-    struct entry *calls;
-    int running;
-    size_t bytes;
-};
-
-struct amo {
-    uint64_t incarnation;
-    struct client **buckets;
-    uint32_t nbuckets, nclients, max_clients;
-    struct client *oldest, *newest;
-    size_t bytes, max_bytes;
-    struct rpc_server_stats st;
-};
-
-/* What to do with a CALL or STATUS. */
-enum verdict {
-    V_RUN,    /* run the handler (the entry is marked running) */
-    V_REPLY,  /* send e->reply (cached) */
-    V_WAIT,   /* it runs already: its reply will go out when done */
-    V_ANSWER, /* send a reply with status *status and no results */
-    V_IGNORE, /* a late duplicate of a call the client has the reply of */
-};
-
-static int amo_init(struct amo *t, uint32_t max_clients, size_t max_bytes)
-{
-    memset(t, 0, sizeof(*t));
-    t->incarnation = random64();
-    t->max_clients = max_clients ? max_clients : 1;
-    t->max_bytes = max_bytes;
-    t->nbuckets = 16;
-    while (t->nbuckets < t->max_clients)
-        t->nbuckets *= 2;
-    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    return t->buckets ? 0 : -ENOMEM;
-}
-
-static struct client **bucket(struct amo *t, uint64_t id)
-{
-    uint64_t h = id * 0x9E3779B97F4A7C15ull;
-    return &t->buckets[(h >> 32) & (t->nbuckets - 1)];
-}
-
-static void lru_unlink(struct amo *t, struct client *c)
-{
-    *(c->older ? &c->older->newer : &t->oldest) = c->newer;
-    *(c->newer ? &c->newer->older : &t->newest) = c->older;
-    c->older = c->newer = NULL;
-}
-
-static void lru_push(struct amo *t, struct client *c)
-{
-    c->older = t->newest;
-    c->newer = NULL;
-    *(t->newest ? &t->newest->newer : &t->oldest) = c;
-    t->newest = c;
-}
-
-static void entry_free(struct amo *t, struct client *c, struct entry *e)
-{
-    c->bytes -= e->len;
-    t->bytes -= e->len;
-    free(e->reply);
-    free(e);
-}
-
-static void client_free(struct amo *t, struct client *c)
-{
-    struct client **pp = bucket(t, c->id);
-    while (*pp != c)
-        pp = &(*pp)->hash_next;
-    *pp = c->hash_next;
-    lru_unlink(t, c);
-    while (c->calls) {
-        struct entry *e = c->calls;
-        c->calls = e->next;
-        entry_free(t, c, e);
-    }
-    free(c);
-    t->nclients--;
-}
-
-/* Discards the least recently used client with nothing running (except
- * `keep`).  Returns 1 if one was discarded. */
-static int evict_one(struct amo *t, const struct client *keep)
-{
-    for (struct client *c = t->oldest; c; c = c->newer)
-        if (c != keep && c->running == 0) {
-            client_free(t, c);
-            t->st.evicted++;
-            return 1;
-        }
-    return 0;
-}
-
-static struct client *client_find(struct amo *t, uint64_t id)
-{
-    struct client *c = *bucket(t, id);
-    while (c && c->id != id)
-        c = c->hash_next;
-    return c;
-}
-
-static struct client *client_new(struct amo *t, uint64_t id)
-{
-    if (t->nclients >= t->max_clients && !evict_one(t, NULL))
-        return NULL;
-    struct client *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return NULL;
-    c->id = id;
-    c->done_below = 1;
-    struct client **b = bucket(t, id);
-    c->hash_next = *b;
-    *b = c;
-    lru_push(t, c);
-    t->nclients++;
-    return c;
-}
-
-/* The client holds every reply below done_below: those are forgotten. */
-static void forget_below(struct amo *t, struct client *c, uint64_t done_below)
-{
-    if (done_below <= c->done_below)
-        return;
-    c->done_below = done_below;
-    for (struct entry **pp = &c->calls; *pp;) {
-        struct entry *e = *pp;
-        if (e->call < done_below && !e->running) {
-            *pp = e->next;
-            entry_free(t, c, e);
-        } else {
-            pp = &e->next;
-        }
-    }
-}
-
-static struct entry *entry_find(struct client *c, uint64_t call)
-{
-    struct entry *e = c->calls;
-    while (e && e->call != call)
-        e = e->next;
-    return e;
-}
-
-/* Decides what a CALL or STATUS from `from` gets; see the top of the file.
- * `idempotent` says whether the procedure skips the cache; `exists`
- * whether it exists at all. */
-static enum verdict amo_admit(struct amo *t, const struct call_header *h,
-                              const struct udp_addr *from, int exists,
-                              int idempotent, struct client **cl,
-                              struct entry **out, int32_t *status)
-{
-    if (h->server != 0 && h->server != t->incarnation) {
-        t->st.stale++;
-        *status = REPLY_STALE;
-        return V_ANSWER;
-    }
-    if (h->type == T_CALL && !exists) {
-        t->st.no_such_proc++;
-        *status = REPLY_NOPROC;
-        return V_ANSWER;
-    }
-    struct client *c = client_find(t, h->client);
-    if (c == NULL && (h->flags & F_RETRY || h->type == T_STATUS)) {
-        t->st.refused++;
-        *status = REPLY_DISCARDED;
-        return V_ANSWER;
-    }
-    if (c == NULL && (c = client_new(t, h->client)) == NULL) {
-        *status = REPLY_BUSY;
-        return V_ANSWER;
-    }
-    lru_unlink(t, c);
-    lru_push(t, c);
-    c->addr = *from;
-    forget_below(t, c, h->done_below);
-    *cl = c;
-    if (h->call < c->done_below)
-        return V_IGNORE;
-    struct entry *e = entry_find(c, h->call);
-    if (h->type == T_STATUS) {
-        *status = e ? REPLY_RUNNING : REPLY_UNKNOWN;
-        if (e && !e->running) {
-            *out = e;
-            return V_REPLY;
-        }
-        return V_ANSWER;
-    }
-    if (idempotent)
-        return V_RUN; /* at-least-once: no entry, run every copy */
-    if (e) {
-        *out = e;
-        (*(e->running ? &t->st.waited : &t->st.cached_replies))++;
-        return e->running ? V_WAIT : V_REPLY;
-    }
-    if ((e = calloc(1, sizeof(*e))) == NULL) {
-        *status = REPLY_BUSY;
-        return V_ANSWER;
-    }
-    e->call = h->call;
-    e->running = 1;
-    e->next = c->calls;
-    c->calls = e;
-    c->running++;
-    *out = e;
-    return V_RUN;
-}
-
-/* Records the reply of a call that ran (e NULL: an idempotent one, not
- * kept), then trims the cache to its byte budget. */
-static void amo_done(struct amo *t, struct client *c, struct entry *e,
-                     uint8_t *reply, size_t len)
-{
-    t->st.calls++;
-    if (c == NULL || e == NULL) {
-        free(reply);
-        return;
-    }
-    e->running = 0;
-    c->running--;
-    e->reply = reply;
-    e->len = len;
-    c->bytes += len;
-    t->bytes += len;
-    while (t->bytes > t->max_bytes && evict_one(t, c))
-        ;
-}
-
-/* Forgets a call that was admitted but cannot be run after all (no
- * memory): the client will ask again and it runs then. */
-static void amo_abandon(struct amo *t, struct client *c, struct entry *e)
-{
-    struct entry **pp = &c->calls;
-    while (*pp != e)
-        pp = &(*pp)->next;
-    *pp = e->next;
-    c->running--;
-    entry_free(t, c, e);
-}
-
-static void amo_free(struct amo *t)
-{
-    while (t->oldest)
-        client_free(t, t->oldest);
-    free(t->buckets);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -518,7 +147,8 @@ int rpc_server_open(int port, const struct rpc_config *cfg,
         return -ENOMEM;
     s->cfg = *cfg;
     struct rmsg_config rc = transport_config(cfg);
-    int err = amo_init(&s->amo, cfg->cache_clients, cfg->cache_bytes);
+    int err = amo_init(&s->amo, random64(), cfg->cache_clients,
+                       cfg->cache_bytes);
     if (err == 0)
         err = rmsg_open(port, &rc, &s->ep);
     if (err) {
@@ -579,7 +209,7 @@ static void answer(struct rpc_server *s, const struct udp_addr *to,
     uint8_t buf[REPLY_HEADER];
     struct rpc_enc e;
     rpc_enc_init(&e, 0);
-    put_reply_header(&e, &(struct reply_header){status, s->amo.incarnation,
+    amo_put_reply(&e, &(struct reply_header){status, s->amo.incarnation,
                                                 call});
     if (e.err == 0 && e.len <= sizeof(buf)) {
         memcpy(buf, e.buf, e.len);
@@ -593,7 +223,7 @@ static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
 {
     struct rpc_enc e;
     rpc_enc_init(&e, (size_t)s->cfg.max_reply + REPLY_HEADER);
-    put_reply_header(&e, &(struct reply_header){0, s->amo.incarnation,
+    amo_put_reply(&e, &(struct reply_header){0, s->amo.incarnation,
                                                 j->h.call});
     const uint8_t *args = (const uint8_t *)j->msg + j->body;
     int status = j->proc->h(j->proc->arg, args, j->len - j->body, &e);
@@ -603,7 +233,7 @@ static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
         rpc_enc_free(&e);
         rpc_enc_init(&e, 0);
         status = REPLY_TOO_LARGE;
-        put_reply_header(&e, &(struct reply_header){status, 0, j->h.call});
+        amo_put_reply(&e, &(struct reply_header){status, 0, j->h.call});
     }
     /* The header went first so the results need no copy; its status field
      * (bytes 4 to 7) is filled in now that the handler has returned. */
@@ -635,8 +265,8 @@ static struct job *on_request(struct rpc_server *s, const struct udp_addr *from,
 {
     struct call_header h;
     size_t body;
-    if (message_type(msg, len) == 0 ||
-        get_call_header(msg, len, &h, &body) != 0) {
+    if (amo_message_type(msg, len) == 0 ||
+        amo_get_call(msg, len, &h, &body) != 0) {
         s->amo.st.malformed++;
         free(msg);
         return NULL;
@@ -862,7 +492,7 @@ static void send_call(struct rpc_client *c, struct call *k, uint8_t type)
                             .proc = k->proc, .client = c->id, .call = k->id,
                             .done_below = done_below(c),
                             .server = c->incarnation};
-    put_call_header(&e, &h);
+    amo_put_call(&e, &h);
     if (e.err == 0 && e.len == CALL_HEADER && k->msg) {
         if (type == T_CALL) /* the stored copy gets the fresh header */
             memcpy(k->msg, e.buf, CALL_HEADER);
@@ -905,7 +535,7 @@ static void on_reply(struct rpc_client *c, void *msg, size_t len)
     struct reply_header h;
     size_t body;
     struct call *k;
-    if (get_reply_header(msg, len, &h, &body) != 0 ||
+    if (amo_get_reply(msg, len, &h, &body) != 0 ||
         (k = call_find(c, h.call)) == NULL || k->done) {
         free(msg); /* malformed, or a late copy of a collected reply */
         return;
@@ -992,7 +622,7 @@ static void receive_once(struct rpc_client *c, int64_t until_ms)
     int r = rmsg_recv(c->ep, &from, &msg, &len, timeout_left(next));
     pthread_mutex_lock(&c->lock);
     c->receiving = 0;
-    if (r == 0 && message_type(msg, len) == T_REPLY)
+    if (r == 0 && amo_message_type(msg, len) == T_REPLY)
         on_reply(c, msg, len);
     else if (r == 0)
         free(msg);
