@@ -26,6 +26,7 @@ static const struct {
     {"rmsg-sim", test_rmsg_sim_register},
     {"rmsg", test_rmsg_register},
     {"marshal", test_marshal_register},
+    {"rpc-sim", test_rpc_sim_register},
     {"rpc", test_rpc_register},
 };
 
