@@ -122,6 +122,7 @@ struct rpc_server_stats {
     uint64_t calls;          /* requests that ran a handler */
     uint64_t cached_replies; /* duplicates answered from the cache */
     uint64_t waited;         /* duplicates that arrived while running */
+    uint64_t in_progress;    /* status queries answered "still running" */
     uint64_t stale;          /* refused: meant for an earlier instance */
     uint64_t refused;        /* refused: client state discarded */
     uint64_t no_such_proc;

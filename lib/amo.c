@@ -249,6 +249,7 @@ enum verdict amo_admit(struct amo *t, const struct call_header *h,
     struct entry *e = entry_find(c, h->call);
     if (h->type == T_STATUS) {
         *status = e ? REPLY_RUNNING : REPLY_UNKNOWN;
+        t->st.in_progress += e && e->running;
         if (e && !e->running) {
             *out = e;
             return V_REPLY;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <CUnit/CUnit.h>
 
@@ -293,6 +294,11 @@ static void counter_over_faults(int workers)
         calls += cc[i].ok;
         CU_ASSERT_EQUAL(cc[i].other, 0);
     }
+    /* Replies the clients confirmed having are forgotten: what is left is
+     * at most each client's last reply. */
+    struct rpc_server_stats st;
+    rpc_server_stats(sv.s, &st);
+    CU_ASSERT(st.cache_bytes <= CLIENTS * 64);
     server_stop(&sv);
     unsetenv("UDP_FAULTS");
     CU_ASSERT(w.counter >= ok);
@@ -550,6 +556,86 @@ static void test_server_restart(void)
     world_free(&w2);
 }
 
+/* A handler that runs far longer than any retransmission timeout: the
+ * client does not send the call again into a second run; it asks how the
+ * call is doing, hears "still running", and keeps waiting. */
+struct long_call {
+    struct rpc_client *c;
+    int outcome;
+};
+
+static void *long_call_run(void *arg)
+{
+    struct long_call *lc = arg;
+    lc->outcome = rpc_call(lc->c, P_SLOW, NULL, 0, NULL, NULL, 20000);
+    return NULL;
+}
+
+static void test_long_call(void)
+{
+    struct world w;
+    world_init(&w, 4);
+    struct server sv;
+    CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 1, NULL), 0);
+    struct long_call lc = {0};
+    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
+                                          NULL, &lc.c), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, long_call_run, &lc);
+    /* Hold the handler until the client has asked about it three times
+     * (about three quarters of a second). */
+    struct rpc_server_stats st = {0};
+    pthread_mutex_lock(&w.lock);
+    while (st.in_progress < 3) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&w.cond, &w.lock, &ts);
+        pthread_mutex_unlock(&w.lock);
+        rpc_server_stats(sv.s, &st);
+        pthread_mutex_lock(&w.lock);
+    }
+    w.gate_open = 1;
+    pthread_cond_broadcast(&w.cond);
+    pthread_mutex_unlock(&w.lock);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(lc.outcome, 0);
+    CU_ASSERT_EQUAL(w.runs, 1);
+    rpc_server_stats(sv.s, &st);
+    CU_ASSERT_EQUAL(st.calls, 1);
+    CU_ASSERT(st.in_progress >= 3);
+    rpc_client_close(lc.c);
+    server_stop(&sv);
+    world_free(&w);
+}
+
+/* Results larger than the server may send: the call ran, the caller gets
+ * -EMSGSIZE, and the server goes on serving. */
+static void test_reply_too_large(void)
+{
+    struct world w;
+    world_init(&w, 4);
+    struct rpc_config cfg;
+    rpc_config_default(&cfg);
+    cfg.max_reply = 1000;
+    struct server sv;
+    CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 0, &cfg), 0);
+    struct rpc_client *c;
+    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
+                                          NULL, &c), 0);
+    static uint8_t big[2000];
+    CU_ASSERT_EQUAL(rpc_call(c, P_ECHO, big, sizeof(big), NULL, NULL, 5000),
+                    -EMSGSIZE);
+    CU_ASSERT_EQUAL(rpc_call(c, P_ECHO, big, 100, NULL, NULL, 5000), 0);
+    rpc_client_close(c);
+    server_stop(&sv);
+    world_free(&w);
+}
+
 int test_rpc_register(void)
 {
     CU_pSuite s = CU_add_suite("rpc", NULL, NULL);
@@ -561,7 +647,9 @@ int test_rpc_register(void)
         !CU_add_test(s, "eviction and cache bounds",
                      test_eviction_and_bounds) ||
         !CU_add_test(s, "forged requests", test_forged_requests) ||
-        !CU_add_test(s, "server restart", test_server_restart))
+        !CU_add_test(s, "server restart", test_server_restart) ||
+        !CU_add_test(s, "long call", test_long_call) ||
+        !CU_add_test(s, "reply too large", test_reply_too_large))
         return -1;
     return 0;
 }
