@@ -30,6 +30,7 @@ struct world {
     int64_t counter;
     uint64_t runs;
     uint8_t *seen; /* one byte per token: how often it ran */
+    int64_t *result; /* per token: the value its run returned */
     size_t nseen;
     int twice;     /* a token ran more than once */
     int slow_in, gate_open;
@@ -60,6 +61,8 @@ static int h_incr(void *arg, const void *req, size_t len, struct rpc_enc *r)
     if (token < w->nseen && w->seen[token]++ > 0)
         w->twice = 1;
     int64_t v = w->counter;
+    if (token < w->nseen)
+        w->result[token] = v;
     pthread_mutex_unlock(&w->lock);
     rpc_put_i64(r, v);
     return 0;
@@ -107,11 +110,13 @@ static void world_init(struct world *w, size_t tokens)
     pthread_cond_init(&w->cond, NULL);
     w->nseen = tokens;
     w->seen = calloc(tokens ? tokens : 1, 1);
+    w->result = calloc(tokens ? tokens : 1, sizeof(*w->result));
 }
 
 static void world_free(struct world *w)
 {
     free(w->seen);
+    free(w->result);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
 }
@@ -240,11 +245,12 @@ static void test_outcomes(void)
  * server's total must equal the successful increments plus at most the
  * timed-out ones, no token may run twice, and every success carries a
  * value the counter really had. */
-enum { CLIENTS = 4, CALLS = 400 };
+enum { CLIENTS = 4, CALLS = 1000 };
 
 struct counter_client {
     int index, port, ok, timed_out, other;
     int64_t sum_ok, sum_timeout;
+    int64_t *got; /* per token: the value the call returned (0: none) */
 };
 
 static void *counter_run(void *arg)
@@ -261,6 +267,7 @@ static void *counter_run(void *arg)
         if (r == 0 && v >= by) {
             cc->ok++;
             cc->sum_ok += by;
+            cc->got[cc->index * CALLS + i] = v;
         } else if (r == -ETIMEDOUT) {
             cc->timed_out++;
             cc->sum_timeout += by;
@@ -277,12 +284,15 @@ static void counter_over_faults(int workers)
     struct world w;
     world_init(&w, CLIENTS * CALLS);
     struct server sv;
-    setenv("UDP_FAULTS", "drop=0.1,dup=0.05,reorder=0.1,corrupt=0.02,seed=3", 1);
+    setenv("UDP_FAULTS",
+           "drop=0.1,dup=0.05,reorder=0.1,corrupt=0.02,delay=1ms,jitter=1ms,seed=3",
+           1);
+    int64_t *got = calloc(CLIENTS * CALLS, sizeof(*got));
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, workers, NULL), 0);
     struct counter_client cc[CLIENTS];
     pthread_t t[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
-        cc[i] = (struct counter_client){.index = i,
+        cc[i] = (struct counter_client){.index = i, .got = got,
                                         .port = rpc_server_port(sv.s)};
         pthread_create(&t[i], NULL, counter_run, &cc[i]);
     }
@@ -305,6 +315,12 @@ static void counter_over_faults(int workers)
     CU_ASSERT(w.counter <= ok + maybe);
     CU_ASSERT_EQUAL(w.twice, 0);
     CU_ASSERT(calls >= CLIENTS * CALLS * 9 / 10);
+    /* Every success carries the result of its own (single) run. */
+    int wrong = 0;
+    for (int t = 0; t < CLIENTS * CALLS; t++)
+        wrong += got[t] != 0 && got[t] != w.result[t];
+    CU_ASSERT_EQUAL(wrong, 0);
+    free(got);
     world_free(&w);
 }
 

@@ -26,7 +26,7 @@
 #include "simlink.h"
 #include "tests.h"
 
-enum { NCLIENTS = 3, CALLS = 60, MAX_JOBS = 64 };
+enum { NCLIENTS = 3, MAX_CALLS = 1000, MAX_JOBS = 64 };
 #define RETRY_US 30000
 #define CALL_DEADLINE_US 3000000
 
@@ -57,8 +57,9 @@ struct world {
     struct sim_client cl[NCLIENTS];
     struct job jobs[MAX_JOBS];
     int njobs;
+    int calls; /* per client, this run */
     int64_t counter;
-    uint8_t runs[NCLIENTS * CALLS];
+    uint8_t runs[NCLIENTS * MAX_CALLS];
     char why[160];
 };
 
@@ -80,7 +81,7 @@ static void client_send(struct world *w, int i)
                             .call = (uint64_t)k->next,
                             .done_below = (uint64_t)k->next};
     amo_put_call(&e, &h);
-    rpc_put_u32(&e, (uint32_t)(i * CALLS + k->next - 1)); /* the token */
+    rpc_put_u32(&e, (uint32_t)(i * MAX_CALLS + k->next - 1)); /* token */
     rpc_put_i32(&e, k->by);
     send_msg(w, i + 1, 0, e.buf, e.len);
     rpc_enc_free(&e);
@@ -106,7 +107,7 @@ static int run_clients(struct world *w)
     rmsg_time now = sim_now(w->sim);
     for (int i = 0; i < NCLIENTS; i++) {
         struct sim_client *k = &w->cl[i];
-        if (!k->busy && k->next < CALLS) {
+        if (!k->busy && k->next < w->calls) {
             k->next++;
             k->busy = 1;
             k->sends = 0;
@@ -189,7 +190,7 @@ static void server_jobs(struct world *w)
             continue;
         }
         w->counter += j->by;
-        if (j->token < NCLIENTS * CALLS && w->runs[j->token]++ > 0)
+        if (j->token < NCLIENTS * MAX_CALLS && w->runs[j->token]++ > 0)
             snprintf(w->why, sizeof(w->why), "token %u ran twice", j->token);
         struct rpc_enc r;
         rpc_enc_init(&r, 0);
@@ -220,12 +221,12 @@ static int run_server(struct world *w)
 static int all_done(const struct world *w)
 {
     for (int i = 0; i < NCLIENTS; i++)
-        if (w->cl[i].busy || w->cl[i].next < CALLS)
+        if (w->cl[i].busy || w->cl[i].next < w->calls)
             return 0;
     return 1;
 }
 
-static int run_one(uint64_t seed, char *why, size_t cap)
+static int run_one(uint64_t seed, int calls, char *why, size_t cap)
 {
     struct rmsg_config cfg;
     rmsg_config_default(&cfg);
@@ -237,6 +238,7 @@ static int run_one(uint64_t seed, char *why, size_t cap)
                            .jitter_us = 3000};
     struct world *w = calloc(1, sizeof(*w));
     w->sim = sim_new(NCLIENTS + 1, &cfg, &f, seed);
+    w->calls = calls;
     /* Odd seeds: room for two of the three clients, so evictions and
      * refusals happen; even seeds: room for all. */
     int tight = (int)(seed & 1);
@@ -266,7 +268,7 @@ static int run_one(uint64_t seed, char *why, size_t cap)
     if (rc == 0 && (w->counter < ok || w->counter > ok + unknown))
         snprintf(w->why, sizeof(w->why), "counter %" PRId64 " outside [%"
                  PRId64 ", %" PRId64 "]", w->counter, ok, ok + unknown), rc = -1;
-    if (rc == 0 && !tight && calls_ok < NCLIENTS * CALLS * 9 / 10)
+    if (rc == 0 && !tight && calls_ok < NCLIENTS * calls * 9 / 10)
         snprintf(w->why, sizeof(w->why), "only %d calls succeeded",
                  calls_ok), rc = -1;
     if (rc != 0)
@@ -283,9 +285,8 @@ static int run_one(uint64_t seed, char *why, size_t cap)
     return rc;
 }
 
-static void test_counter_many_seeds(void)
+static void run_seeds(uint64_t first, uint64_t count, int calls)
 {
-    uint64_t first = 1, count = 200;
     const char *one = getenv("RMSG_SIM_SEED");
     if (one) {
         first = strtoull(one, NULL, 0);
@@ -294,7 +295,7 @@ static void test_counter_many_seeds(void)
     int failed = 0;
     for (uint64_t s = first; s < first + count && !failed; s++) {
         char why[200];
-        if (run_one(s, why, sizeof(why)) != 0) {
+        if (run_one(s, calls, why, sizeof(why)) != 0) {
             fprintf(stderr, "\n  rpc-sim: seed %" PRIu64 " failed: %s\n"
                     "  replay: RMSG_SIM_SEED=%" PRIu64
                     " build/tests/run rpc-sim\n", s, why, s);
@@ -304,12 +305,25 @@ static void test_counter_many_seeds(void)
     CU_ASSERT_EQUAL(failed, 0);
 }
 
+static void test_counter_many_seeds(void)
+{
+    run_seeds(1, 200, 60);
+}
+
+/* Fewer seeds, thousands of calls per client. */
+static void test_counter_long_runs(void)
+{
+    run_seeds(1000, 6, 1000);
+}
+
 int test_rpc_sim_register(void)
 {
     CU_pSuite s = CU_add_suite("rpc-sim", NULL, NULL);
     if (s == NULL ||
         !CU_add_test(s, "200 seeds: incrementBy, resent calls, evictions",
-                     test_counter_many_seeds))
+                     test_counter_many_seeds) ||
+        !CU_add_test(s, "6 seeds, 1000 calls per client",
+                     test_counter_long_runs))
         return -1;
     return 0;
 }
