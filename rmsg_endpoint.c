@@ -306,6 +306,21 @@ static void trace_to_file(void *arg, const char *line)
     }
 }
 
+/* The first trace line of an endpoint names its own port and process, so
+ * that traces of several processes can be put side by side (the peer
+ * addresses in their lines are each other's ports). */
+static void trace_open(struct rmsg_endpoint *ep)
+{
+    if (ep->trace == NULL)
+        return;
+    rmsg_time t = now_us();
+    char line[96];
+    snprintf(line, sizeof(line), "%lld.%06lld - open port=%d pid=%ld",
+             (long long)(t / 1000000), (long long)(t % 1000000),
+             UDP_Port(ep->fd), (long)getpid());
+    trace_to_file(ep, line);
+}
+
 static int pipe_nonblocking(int p[2])
 {
     if (pipe(p) != 0)
@@ -369,6 +384,7 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
      * less: then the protocol's retransmissions cover the difference). */
     UDP_SetBuffers(ep->fd, 8 << 20, 4 << 20, NULL, NULL);
     UDP_ReceiveOffload(ep->fd, 1); /* where the kernel can: cheaper bulk */
+    trace_open(ep);
     pthread_mutex_init(&ep->lock, NULL);
     pthread_cond_init(&ep->changed, NULL);
     *out = ep;
@@ -422,6 +438,7 @@ void rmsg_trace(struct rmsg_endpoint *ep, FILE *f)
     pthread_mutex_lock(&ep->lock);
     ep->trace = f;
     rmsg_core_trace(ep->core, f ? trace_to_file : NULL, ep);
+    trace_open(ep);
     pthread_mutex_unlock(&ep->lock);
 }
 
