@@ -46,6 +46,13 @@ EXAMPLE_BINS = $(EXAMPLES:%=$(BUILD)/examples/%)
 TOOL_BINS    = $(TOOLS:%=$(BUILD)/tools/%)
 TEST_BIN     = $(BUILD)/tests/run
 
+# Each part of the tree beyond the library (the stub generator, homework,
+# fuzzing, ...) keeps its rules in a fragment of its own under mk/.  A
+# fragment may add to EXAMPLES, TOOLS and TEST_HOOKS (targets that `make
+# test` runs after the suites, in order) and define its own targets.
+TEST_HOOKS =
+-include $(sort $(wildcard mk/*.mk))
+
 .PHONY: all test check demo netns-bench install uninstall format clean cunit
 
 all: $(STATIC) $(SHARED) $(EXAMPLE_BINS) $(TOOL_BINS)
@@ -88,6 +95,8 @@ test: all $(TEST_BIN)
 	RMSG_BUILD=$(BUILD) $(TEST_BIN)
 	sh tests/examples.sh $(BUILD)
 	RMSG_BUILD=$(BUILD) bash tests/netns.sh
+	@for t in $(TEST_HOOKS); do \
+	    $(MAKE) --no-print-directory BUILD=$(BUILD) $$t || exit 1; done
 
 # A clean build under AddressSanitizer and UndefinedBehaviorSanitizer.
 SAN_FLAGS = -std=c11 -Wall -Wextra -Werror -O1 -g -fno-omit-frame-pointer \
@@ -118,17 +127,17 @@ $(BUILD)/rmsg.pc: rmsg.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    rmsg.pc.in > $@
 
-install: $(STATIC) $(SHARED) $(BUILD)/rmsg.pc $(BUILD)/tools/rperf
+install: $(STATIC) $(SHARED) $(BUILD)/rmsg.pc $(TOOL_BINS)
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR) \
 	    $(DESTDIR)$(BINDIR)
-	install -m 755 $(BUILD)/tools/rperf $(DESTDIR)$(BINDIR)
+	install -m 755 $(TOOL_BINS) $(DESTDIR)$(BINDIR)
 	install -m 644 $(LIB_HDRS) $(DESTDIR)$(INCDIR)
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)
 	install -m 644 $(BUILD)/rmsg.pc $(DESTDIR)$(PCDIR)
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/rperf
+	rm -f $(TOOLS:%=$(DESTDIR)$(BINDIR)/%)
 	rm -f $(LIB_HDRS:%=$(DESTDIR)$(INCDIR)/%)
 	rm -f $(DESTDIR)$(LIBDIR)/librmsg.a $(DESTDIR)$(LIBDIR)/librmsg.so
 	rm -f $(DESTDIR)$(PCDIR)/rmsg.pc
