@@ -1,0 +1,9 @@
+# mk/examples.mk - the examples beyond the textbook pair.
+#
+# Included by the main Makefile after its variables.  A fragment that
+# defines a target would otherwise make it the default goal: keep `make`
+# meaning `make all`.
+.DEFAULT_GOAL := all
+
+EXAMPLES += file_send file_recv
+
