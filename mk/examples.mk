@@ -5,5 +5,5 @@
 # meaning `make all`.
 .DEFAULT_GOAL := all
 
-EXAMPLES += file_send file_recv
+EXAMPLES += file_send file_recv kv_server kv_client
 
