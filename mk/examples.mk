@@ -5,5 +5,6 @@
 # meaning `make all`.
 .DEFAULT_GOAL := all
 
-EXAMPLES += file_send file_recv kv_server kv_client
+EXAMPLES += file_send file_recv kv_server kv_client pipeline_send \
+            pipeline_recv
 
