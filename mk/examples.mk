@@ -6,5 +6,5 @@
 .DEFAULT_GOAL := all
 
 EXAMPLES += file_send file_recv kv_server kv_client pipeline_send \
-            pipeline_recv discovery echo_service lb_client
+            pipeline_recv discovery echo_service lb_client fault_preview
 
