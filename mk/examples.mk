@@ -1,4 +1,5 @@
-# mk/examples.mk - the examples beyond the textbook pair.
+# mk/examples.mk - the examples beyond the textbook pair and rtrace, the
+# tool that draws RMSG_TRACE logs as message diagrams.
 #
 # Included by the main Makefile after its variables.  A fragment that
 # defines a target would otherwise make it the default goal: keep `make`
@@ -7,4 +8,4 @@
 
 EXAMPLES += file_send file_recv kv_server kv_client pipeline_send \
             pipeline_recv discovery echo_service lb_client fault_preview
-
+TOOLS    += rtrace
