@@ -59,6 +59,27 @@ double hw_cpu(void)
     return tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
 }
 
+double hw_proc_cpu(pid_t pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    /* Fields after the command name, which may hold spaces and ')':
+     * state is field 3, utime 14, stime 15. */
+    char *p = strrchr(text, ')');
+    unsigned long long ut, st;
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu",
+               &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 void hw_sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000,
@@ -292,25 +313,27 @@ static int take_line(struct hw_proc *p, char *line, size_t cap, int at_eof)
 int hw_line(struct hw_proc *p, char *line, size_t cap, int timeout_ms)
 {
     double end = hw_now() + timeout_ms / 1000.0;
-    for (;;) {
+    for (int last = 0;; ) {
         int r = take_line(p, line, cap, 0);
         if (r >= 0)
             return r;
         if (p->have == sizeof(p->buf)) /* an overlong line: cut it */
             return take_line(p, line, cap, 1);
+        if (last)
+            return HW_TIMEOUT;
         int wait = -1;
         if (timeout_ms >= 0) {
             double left = end - hw_now();
-            if (left <= 0)
-                return HW_TIMEOUT;
-            wait = (int)(left * 1000) + 1;
+            wait = left > 0 ? (int)(left * 1000) + 1 : 0;
         }
         struct pollfd pf = {.fd = p->rd, .events = POLLIN, .revents = 0};
         int pr = poll(&pf, 1, wait);
         if (pr < 0 && errno == EINTR)
             continue;
-        if (pr <= 0)
-            continue; /* the deadline check above ends it */
+        if (pr == 0) {
+            last = timeout_ms >= 0 && hw_now() >= end;
+            continue;
+        }
         ssize_t got = read(p->rd, p->buf + p->have, sizeof(p->buf) - p->have);
         if (got < 0 && (errno == EINTR || errno == EAGAIN))
             continue;

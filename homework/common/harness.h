@@ -115,6 +115,10 @@ double hw_now(void);
 /* CPU seconds (user plus system) this process has used so far. */
 double hw_cpu(void);
 
+/* CPU seconds (user plus system, all threads) process pid has used so
+ * far, from /proc (10 ms steps), or -1 where that cannot be read. */
+double hw_proc_cpu(pid_t pid);
+
 /* Sleeps ms milliseconds. */
 void hw_sleep_ms(int ms);
 
