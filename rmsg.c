@@ -108,7 +108,7 @@
 struct msg {
     struct msg *next;
     uint64_t id;
-    uint8_t *data;
+    uint8_t *data; /* the copy of the message, in the same allocation */
     uint32_t len;
     uint32_t cut;     /* bytes already cut into fragments */
     uint32_t unacked; /* fragments cut and not yet acknowledged */
@@ -239,6 +239,7 @@ struct rmsg_core {
     uint64_t key[2]; /* cookie key */
     uint64_t next_id;
     struct peer *peers;
+    struct peer *last; /* found last by peer_find */
     struct peer **buckets;
     uint32_t nbuckets, npeers;
     struct tomb *tombs; /* nbuckets / 2 slots, by address hash */
@@ -307,9 +308,21 @@ static size_t addr_key(const struct udp_addr *a, uint8_t key[20])
 
 static int addr_eq(const struct udp_addr *a, const struct udp_addr *b)
 {
-    uint8_t ka[20], kb[20];
-    size_t n = addr_key(a, ka);
-    return n > 0 && n == addr_key(b, kb) && memcmp(ka, kb, n) == 0;
+    if (a->ss.ss_family != b->ss.ss_family)
+        return 0;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)&a->ss;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)&b->ss;
+        return x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)&a->ss;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)&b->ss;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    return 0;
 }
 
 static uint32_t addr_hash(const struct rmsg_core *c, const struct udp_addr *a)
@@ -462,12 +475,26 @@ void rmsg_core_free(struct rmsg_core *c)
 /* Peers                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static struct peer *peer_find(const struct rmsg_core *c,
-                              const struct udp_addr *a)
+/* The peer at address a, or NULL. */
+static struct peer *peer_lookup(const struct rmsg_core *c,
+                                const struct udp_addr *a)
 {
     struct peer *p = c->buckets[addr_hash(c, a) & (c->nbuckets - 1)];
     while (p && !addr_eq(&p->addr, a))
         p = p->hash_next;
+    return p;
+}
+
+/* peer_lookup, trying first the peer found last: most datagrams come from
+ * the peer the one before came from, and hashing costs more than all the
+ * rest of finding it. */
+static struct peer *peer_find(struct rmsg_core *c, const struct udp_addr *a)
+{
+    if (c->last && addr_eq(&c->last->addr, a))
+        return c->last;
+    struct peer *p = peer_lookup(c, a);
+    if (p)
+        c->last = p;
     return p;
 }
 
@@ -555,13 +582,11 @@ static void relation_clear(struct rmsg_core *c, struct peer *p, int error)
         struct msg *m = f->msg;
         f->msg = NULL;
         if (m && --m->unacked == 0 && m->failed) {
-            free(m->data);
             free(m);
         }
     }
     for (struct msg *m = p->sendq, *n; m; m = n) {
         n = m->next;
-        free(m->data);
         free(m);
     }
     p->sendq = p->sendq_tail = p->cutting = NULL;
@@ -605,6 +630,8 @@ static int peer_quiescent(const struct peer *p)
 
 static void peer_unlink(struct rmsg_core *c, struct peer *p)
 {
+    if (c->last == p)
+        c->last = NULL;
     struct peer **pp = &c->buckets[addr_hash(c, &p->addr) & (c->nbuckets - 1)];
     while (*pp != p)
         pp = &(*pp)->hash_next;
@@ -715,21 +742,18 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     if (p && p->sendq &&
         p->queued_bytes + len + MSG_OVERHEAD > c->cfg.send_buffer)
         return -ENOBUFS;
-    struct msg *m = calloc(1, sizeof(*m));
+    if (len > SIZE_MAX - sizeof(struct msg))
+        return -ENOMEM;
+    struct msg *m = malloc(sizeof(*m) + len);
     if (m == NULL)
         return -ENOMEM;
-    if (len > 0 && (m->data = malloc(len)) == NULL) {
-        free(m);
-        return -ENOMEM;
-    }
     if (p == NULL && (p = peer_new(c, to, now)) == NULL) {
-        free(m->data);
         free(m);
         return -ENOMEM;
     }
+    *m = (struct msg){.data = (uint8_t *)(m + 1), .len = (uint32_t)len};
     if (len > 0)
         memcpy(m->data, data, len);
-    m->len = (uint32_t)len;
     m->id = ++c->next_id;
     m->flags = flags;
     m->deadline = deadline;
@@ -788,7 +812,6 @@ static void msg_finish(struct rmsg_core *c, struct peer *p, struct msg *m,
           error == 0 ? "acked" : strerror(-error));
     m->failed = 1;
     if (m->unacked == 0) {
-        free(m->data);
         free(m);
     }
 }
@@ -1233,7 +1256,6 @@ static void frag_acked(struct rmsg_core *c, struct peer *p, struct frag *f,
     m->unacked--;
     if (m->failed) {
         if (m->unacked == 0) {
-            free(m->data);
             free(m);
         }
     } else if (m->unacked == 0 && m->all_cut) {
@@ -2007,7 +2029,7 @@ int rmsg_core_stats(const struct rmsg_core *c, const struct udp_addr *peer,
 {
     const struct peer *p = NULL;
     if (peer) {
-        p = peer_find(c, peer);
+        p = peer_lookup(c, peer);
         if (p == NULL)
             return -ENOENT;
         *st = p->st;

@@ -2,18 +2,28 @@
  * rmsg_endpoint.c - the blocking API: the protocol core over one UDP socket.
  *
  * The driver loop is Redis's ae.c in miniature: compute the time to the
- * core's next deadline, sleep in poll until then or until a datagram
- * arrives, feed what arrived to the core, send what the core produces, and
- * check whether the caller's condition (acknowledged, message arrived, queue
- * empty) now holds.  No thread of our own: the calling thread does the work,
- * which keeps a round trip close to raw UDP's.
+ * core's next deadline, sleep until then or until a datagram arrives, feed
+ * what arrived to the core, send what the core produces, and check whether
+ * the caller's condition (acknowledged, message arrived, queue empty) now
+ * holds.  No thread of our own: the calling thread does the work, which
+ * keeps a round trip close to raw UDP's.
+ *
+ * How it sleeps.  A wait of a millisecond or more is a blocking receive on
+ * the socket with the kernel's receive timeout as the timer, the very
+ * system call a raw UDP program makes, so waiting for a reply costs what
+ * it costs raw UDP.  The kernel counts that timeout in scheduler ticks, so
+ * such a timer may fire up to one tick (1 to 10 ms) late; the waits that
+ * need precision are short (pacing, reordering timers) and sleep in ppoll
+ * instead, to the microsecond.
  *
  * Several threads may call at once.  One lock guards the core.  At most one
- * thread at a time sleeps in poll (the "poller"); the others sleep on a
- * condition variable that is broadcast whenever anything changes, and one of
- * them takes over polling when the poller leaves.  A thread that queues data
- * while another polls writes a byte to a pipe, so the poller wakes and
- * recomputes its deadline.
+ * thread at a time sleeps on the socket (the "poller"); the others sleep on
+ * a condition variable that is broadcast whenever anything changes, and one
+ * of them takes over when the poller leaves.  A thread that gives the core
+ * work due before the poller would wake wakes it with an empty datagram to
+ * the socket itself (UDP_Wake).  Where that cannot work (no loopback
+ * interface, as in a fresh network namespace) the poller always sleeps in
+ * ppoll, on the socket and a pipe that other threads write to.
  */
 #define _GNU_SOURCE /* ppoll: sub-millisecond sleeps on Linux */
 #include "rmsg.h"
@@ -27,11 +37,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/timerfd.h>
-#endif
 
 #define BATCH 64 /* datagrams per sendmmsg / recvmmsg */
+#define BLOCK_MIN_US 500 /* shorter waits sleep in ppoll, precisely */
+#define BLOCK_MAX_US 3600000000ll /* an hour: longer waits wake and wait on */
+#define SLEPT_US 5 /* a receive that took longer had to sleep for it */
 #define FAILURES_MAX 4096
 #define RX_BYTES 65536 /* any datagram a peer may send */
 
@@ -43,9 +53,11 @@ struct waiter {
 
 struct rmsg_endpoint {
     int fd;
-    int wake[2];
-    int timer;           /* timerfd, or -1: sleep with a poll timeout */
-    rmsg_time timer_at;  /* when it is set to fire; RMSG_NEVER: unset */
+    int self_wake;  /* UDP_Wake works: long waits block on the socket */
+    int wake[2];    /* otherwise a pipe the poller also watches */
+    int64_t block_us;      /* the socket's blocking timeout now (0: none) */
+    rmsg_time now;         /* the latest clock reading (see clock_read) */
+    rmsg_time sleep_until; /* while polling: the poller wakes by then */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int polling;
@@ -72,10 +84,21 @@ static rmsg_time now_us(void)
     return (rmsg_time)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* The absolute deadline of a timeout in milliseconds (negative: none). */
-static rmsg_time deadline_of(int timeout_ms)
+/* Reading the clock costs a noticeable part of a round trip on a virtual
+ * machine, so the endpoint keeps the time of its latest reading in ep->now
+ * (under the lock): read when a call starts and when a sleep ends, and
+ * used for everything in between, which takes microseconds. */
+static rmsg_time clock_read(struct rmsg_endpoint *ep)
 {
-    return timeout_ms < 0 ? RMSG_NEVER : now_us() + (rmsg_time)timeout_ms * 1000;
+    return ep->now = now_us();
+}
+
+/* The absolute deadline of a timeout in milliseconds (negative: none),
+ * from the endpoint's latest clock reading. */
+static rmsg_time deadline_of(const struct rmsg_endpoint *ep, int timeout_ms)
+{
+    return timeout_ms < 0 ? RMSG_NEVER
+                          : ep->now + (rmsg_time)timeout_ms * 1000;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -139,35 +162,51 @@ static void flush_output(struct rmsg_endpoint *ep, rmsg_time now)
     collect_events(ep);
 }
 
-/* Feeds every datagram that is waiting on the socket to the core. */
-static void read_input(struct rmsg_endpoint *ep)
+/* Gives the first n receive slots their full capacity again (a receive
+ * sets each slot's length to what arrived).  Their buffers never move. */
+static void rx_reset(struct rmsg_endpoint *ep, int n)
 {
-    for (int round = 0; round < 16; round++) {
-        for (int i = 0; i < BATCH; i++) {
-            ep->rx[i].buf = ep->rxbuf + (size_t)i * RX_BYTES;
-            ep->rx[i].len = RX_BYTES;
+    for (int i = 0; i < n; i++) {
+        ep->rx[i].buf = ep->rxbuf + (size_t)i * RX_BYTES;
+        ep->rx[i].len = RX_BYTES;
+    }
+}
+
+/* Hands n received datagrams to the core.  With receive offload one buffer
+ * may hold several datagrams of one sender, each .seg bytes (the last
+ * shorter).  Empty datagrams are wake-ups (see UDP_Wake) or junk: an empty
+ * datagram is never rmsg's. */
+static void feed(struct rmsg_endpoint *ep, int n)
+{
+    rmsg_time now = ep->now;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *b = ep->rx[i].buf;
+        size_t len = ep->rx[i].len, seg = ep->rx[i].seg;
+        if (len == 0) {
+            if (!UDP_IsWake(ep->fd, &ep->rx[i]))
+                rmsg_core_input(ep->core, &ep->rx[i].addr, b, 0, now);
+            continue;
         }
-        int n = UDP_RecvMany(ep->fd, ep->rx, BATCH, 0);
-        if (n <= 0)
+        if (seg == 0)
+            seg = len;
+        for (size_t off = 0; off < len; off += seg)
+            rmsg_core_input(ep->core, &ep->rx[i].addr, b + off,
+                            len - off < seg ? len - off : seg, now);
+    }
+}
+
+/* Feeds the core a first batch of n datagrams already received, taken
+ * with `slots` receive slots, then, while batches come back full, whatever
+ * else is waiting on the socket (a bounded number of batches). */
+static void read_input(struct rmsg_endpoint *ep, int n, int slots)
+{
+    for (int round = 0; n > 0 && round < 16; round++) {
+        feed(ep, n);
+        rx_reset(ep, n);
+        if (n < slots)
             break;
-        rmsg_time now = now_us();
-        for (int i = 0; i < n; i++) {
-            /* With receive offload one buffer may hold several datagrams
-             * of one sender, each ep->rx[i].seg bytes (the last shorter). */
-            const uint8_t *b = ep->rx[i].buf;
-            size_t len = ep->rx[i].len, seg = ep->rx[i].seg;
-            if (seg == 0)
-                seg = len;
-            for (size_t off = 0; off < len || off == 0; off += seg) {
-                size_t part = len - off < seg ? len - off : seg;
-                rmsg_core_input(ep->core, &ep->rx[i].addr, b + off, part,
-                                now);
-                if (len == 0)
-                    break;
-            }
-        }
-        if (n < BATCH)
-            break;
+        slots = BATCH;
+        n = UDP_RecvMany(ep->fd, ep->rx, BATCH, 0);
     }
 }
 
@@ -175,57 +214,31 @@ static void read_input(struct rmsg_endpoint *ep)
 /* The driver loop                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* Sets the timerfd to fire no later than `until`.  Arming a timer costs
- * more than a round trip on loopback is worth (on a virtual machine, two
- * exits to the hypervisor per sleep), and the core's next deadline moves
- * with every message (the retransmission timer restarts), so the timer is
- * only moved earlier, never later: when it fires too early the loop just
- * computes the deadline again.  Returns 1 when the timer covers `until`,
- * 0 when the caller must use a poll timeout instead. */
-static int arm_timer(struct rmsg_endpoint *ep, rmsg_time now, rmsg_time until)
+/* The socket's blocking timeout is the timer of a long wait.  Setting it
+ * costs a system call, so one already set is kept while it is no longer
+ * than the wait and at least a quarter of it: waking early only means
+ * computing the wait again.  No deadline at all means no timeout. */
+static void block_for(struct rmsg_endpoint *ep, rmsg_time wait)
 {
-#ifdef __linux__
-    if (ep->timer < 0)
-        return 0;
-    if (ep->timer_at <= now)
-        ep->timer_at = RMSG_NEVER; /* it fired (or is about to) */
-    if (until == RMSG_NEVER || until >= ep->timer_at)
-        return 1;
-    struct itimerspec it = {.it_value = {.tv_sec = until / 1000000,
-                                         .tv_nsec = until % 1000000 * 1000}};
-    if (timerfd_settime(ep->timer, TFD_TIMER_ABSTIME, &it, NULL) != 0)
-        return 0;
-    ep->timer_at = until;
-    return 1;
-#else
-    (void)ep, (void)now, (void)until;
-    return 0;
-#endif
+    int64_t want = wait == RMSG_NEVER ? 0 : wait;
+    if (want == 0 ? ep->block_us == 0
+                  : ep->block_us > 0 && ep->block_us <= want &&
+                        ep->block_us >= want / 4)
+        return;
+    if (want > BLOCK_MAX_US)
+        want = BLOCK_MAX_US;
+    if (UDP_SetBlockingTimeout(ep->fd, want) == 0)
+        ep->block_us = want;
 }
 
-/* Sleeps in poll until a datagram, a wake-up, the core's next timer or the
- * deadline, whichever comes first.  Called with the lock held; drops it
- * while sleeping. */
-static void poll_once(struct rmsg_endpoint *ep, rmsg_time deadline)
+/* Sleeps in ppoll, to the microsecond, until a datagram, a wake-up or the
+ * end of the wait (negative: none).  Returns how many datagrams it then
+ * took from the socket. */
+static int sleep_precisely(struct rmsg_endpoint *ep, rmsg_time wait)
 {
-    rmsg_time now = now_us();
-    rmsg_time until = rmsg_core_next(ep->core);
-    if (deadline < until)
-        until = deadline;
-    int fault_ms = UDP_FaultsNextMs(ep->fd);
-    if (fault_ms >= 0 && now + (rmsg_time)fault_ms * 1000 < until)
-        until = now + (rmsg_time)fault_ms * 1000;
-    rmsg_time wait = until == RMSG_NEVER ? -1 : until - now;
-    if (wait < 0 && until != RMSG_NEVER)
-        wait = 0;
-    if (wait > 0 && arm_timer(ep, now, until))
-        wait = -1; /* the timer wakes us */
-    ep->polling = 1;
-    pthread_mutex_unlock(&ep->lock);
-    struct pollfd fds[3] = {{.fd = ep->fd, .events = POLLIN},
-                            {.fd = ep->wake[0], .events = POLLIN},
-                            {.fd = ep->timer, .events = POLLIN}};
-    nfds_t nfds = ep->timer >= 0 ? 3 : 2;
+    struct pollfd fds[2] = {{.fd = ep->fd, .events = POLLIN},
+                            {.fd = ep->wake[0], .events = POLLIN}};
+    nfds_t nfds = ep->self_wake ? 1 : 2;
 #ifdef __linux__
     struct timespec ts = {.tv_sec = wait / 1000000,
                           .tv_nsec = (wait % 1000000) * 1000};
@@ -234,18 +247,71 @@ static void poll_once(struct rmsg_endpoint *ep, rmsg_time deadline)
     int r = poll(fds, nfds, wait < 0 ? -1 : (int)((wait + 999) / 1000));
 #endif
     char drain[64];
-    if (r > 0 && (fds[1].revents & POLLIN))
+    if (r > 0 && nfds == 2 && (fds[1].revents & POLLIN))
         while (read(ep->wake[0], drain, sizeof(drain)) > 0)
             ;
-    if (r > 0 && nfds == 3 && (fds[2].revents & POLLIN))
-        if (read(ep->timer, drain, sizeof(drain)) < 0)
-            (void)0; /* nothing to do: the timer is rearmed as needed */
     UDP_Pump(ep->fd);
-    pthread_mutex_lock(&ep->lock);
-    ep->polling = 0;
-    if (r > 0 && (fds[0].revents & POLLIN))
-        read_input(ep);
-    flush_output(ep, now_us());
+    if (r <= 0 || !(fds[0].revents & POLLIN))
+        return 0;
+    int n = UDP_RecvMany(ep->fd, ep->rx, BATCH, 0);
+    return n > 0 ? n : 0;
+}
+
+/* Sleeps until a datagram arrives, a wake-up, the core's next timer or the
+ * deadline, whichever comes first; then feeds the core what arrived and
+ * sends what it has to send.  Called with the lock held; drops it while
+ * sleeping. */
+static void wait_once(struct rmsg_endpoint *ep, rmsg_time deadline)
+{
+    rmsg_time now = ep->now;
+    rmsg_time until = rmsg_core_next(ep->core);
+    if (until <= now) {
+        /* Work due now (timers, an acknowledgment) needs no system call
+         * to find. */
+        flush_output(ep, now);
+        until = rmsg_core_next(ep->core);
+    }
+    if (deadline < until)
+        until = deadline;
+    int fault_ms = UDP_FaultsNextMs(ep->fd);
+    if (fault_ms >= 0 && now + (rmsg_time)fault_ms * 1000 < until)
+        until = now + (rmsg_time)fault_ms * 1000;
+    rmsg_time wait = until == RMSG_NEVER ? RMSG_NEVER
+                     : until > now       ? until - now
+                                         : 0;
+    int n = 0, slots = BATCH;
+    int block = ep->self_wake && wait >= BLOCK_MIN_US;
+    if (block)
+        block_for(ep, wait);
+    if (wait > 0) {
+        ep->polling = 1;
+        ep->sleep_until = !block            ? until
+                          : ep->block_us == 0 ? RMSG_NEVER
+                                              : now + ep->block_us;
+        pthread_mutex_unlock(&ep->lock);
+        if (block) {
+            /* One slot: a receive that had to sleep has most likely found
+             * the one datagram there is (a reply), and a batch would cost
+             * that round trip a second try in the kernel.  One that did
+             * not have to sleep found a queue: read_input takes the rest. */
+            rmsg_time t0 = now_us();
+            n = UDP_RecvMany(ep->fd, ep->rx, 1, -1);
+            rmsg_time t1 = now_us();
+            slots = n == 1 && t1 - t0 < SLEPT_US ? 1 : BATCH;
+            pthread_mutex_lock(&ep->lock);
+            ep->now = t1;
+        } else {
+            n = sleep_precisely(ep, wait == RMSG_NEVER ? -1 : wait);
+            pthread_mutex_lock(&ep->lock);
+            clock_read(ep);
+        }
+        ep->polling = 0;
+    } else {
+        n = UDP_RecvMany(ep->fd, ep->rx, BATCH, 0);
+        clock_read(ep);
+    }
+    read_input(ep, n > 0 ? n : 0, slots);
+    flush_output(ep, ep->now);
     pthread_cond_broadcast(&ep->changed);
 }
 
@@ -254,14 +320,13 @@ static void poll_once(struct rmsg_endpoint *ep, rmsg_time deadline)
 static int drive(struct rmsg_endpoint *ep, rmsg_time deadline,
                  int (*done)(struct rmsg_endpoint *, void *), void *arg)
 {
-    flush_output(ep, now_us());
     while (!done(ep, arg)) {
         if (ep->interrupted)
             return -EINTR;
-        if (now_us() >= deadline)
+        if (ep->now >= deadline)
             return -ETIMEDOUT;
         if (!ep->polling) {
-            poll_once(ep, deadline);
+            wait_once(ep, deadline);
             continue;
         }
         /* Someone else is polling: wait for news. */
@@ -279,18 +344,29 @@ static int drive(struct rmsg_endpoint *ep, rmsg_time deadline,
             }
             pthread_cond_timedwait(&ep->changed, &ep->lock, &ts);
         }
+        clock_read(ep);
     }
     return 0;
 }
 
-/* Tells a thread sleeping in poll that the core has new work. */
+/* Wakes the thread sleeping on the socket. */
 static void wake_poller(struct rmsg_endpoint *ep)
 {
-    if (ep->polling) {
+    if (ep->self_wake) {
+        UDP_Wake(ep->fd);
+    } else {
         char b = 1;
         ssize_t r = write(ep->wake[1], &b, 1);
         (void)r; /* a full pipe already means "wake up" */
     }
+}
+
+/* After a caller gave the core work: a poller that would sleep past the
+ * time the core now needs to run is told to look again. */
+static void kick(struct rmsg_endpoint *ep)
+{
+    if (ep->polling && rmsg_core_next(ep->core) < ep->sleep_until)
+        wake_poller(ep);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -340,8 +416,7 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
     struct rmsg_endpoint *ep = calloc(1, sizeof(*ep));
     if (ep == NULL)
         return -ENOMEM;
-    ep->fd = ep->wake[0] = ep->wake[1] = ep->timer = -1;
-    ep->timer_at = RMSG_NEVER;
+    ep->fd = ep->wake[0] = ep->wake[1] = -1;
     if (cfg)
         ep->cfg = *cfg;
     else
@@ -370,16 +445,17 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
     ep->failures = calloc(FAILURES_MAX, sizeof(*ep->failures));
     if (!ep->txbuf || !ep->rxbuf || !ep->failures)
         goto fail;
+    rx_reset(ep, BATCH);
+    clock_read(ep);
     if ((err = pipe_nonblocking(ep->wake)) != 0)
         goto fail;
-#ifdef __linux__
-    /* Without a timerfd the loop sleeps with poll timeouts instead. */
-    ep->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-#endif
     if ((ep->fd = UDP_OpenDual(port, AF_UNSPEC)) < 0) {
         err = -errno;
         goto fail;
     }
+    /* A wake-up that cannot be sent (no loopback) means sleeping in ppoll
+     * with the pipe; one that can is received and ignored later. */
+    ep->self_wake = UDP_Wake(ep->fd) == 0;
     /* Room for a full window of datagrams in flight (the kernel may grant
      * less: then the protocol's retransmissions cover the difference). */
     UDP_SetBuffers(ep->fd, 8 << 20, 4 << 20, NULL, NULL);
@@ -394,8 +470,6 @@ fail:
         close(ep->wake[0]);
         close(ep->wake[1]);
     }
-    if (ep->timer >= 0)
-        close(ep->timer);
     rmsg_core_free(ep->core);
     free(ep->txbuf);
     free(ep->rxbuf);
@@ -417,8 +491,6 @@ void rmsg_close(struct rmsg_endpoint *ep)
     UDP_Close(ep->fd);
     close(ep->wake[0]);
     close(ep->wake[1]);
-    if (ep->timer >= 0)
-        close(ep->timer);
     rmsg_core_free(ep->core);
     pthread_mutex_destroy(&ep->lock);
     pthread_cond_destroy(&ep->changed);
@@ -460,7 +532,7 @@ static int try_queue(struct rmsg_endpoint *ep, void *arg)
 {
     struct queue_try *q = arg;
     q->result = rmsg_core_send(ep->core, q->to, q->msg, q->len, q->flags,
-                               q->deadline, now_us());
+                               q->deadline, ep->now);
     return q->result != -ENOBUFS;
 }
 
@@ -472,8 +544,10 @@ static int64_t queue_message(struct rmsg_endpoint *ep, struct queue_try *q)
         if (r != 0)
             return r;
     }
-    if (q->result > 0)
-        wake_poller(ep);
+    if (q->result > 0) {
+        flush_output(ep, ep->now);
+        kick(ep);
+    }
     return q->result;
 }
 
@@ -488,10 +562,11 @@ int rmsg_send(struct rmsg_endpoint *ep, const struct udp_addr *to,
 {
     if (ep == NULL || to == NULL)
         return -EINVAL;
-    rmsg_time deadline = deadline_of(timeout_ms);
+    pthread_mutex_lock(&ep->lock);
+    clock_read(ep);
+    rmsg_time deadline = deadline_of(ep, timeout_ms);
     struct queue_try q = {to, msg, len, RMSG_NOTIFY, deadline, 0};
     struct waiter w = {0};
-    pthread_mutex_lock(&ep->lock);
     int64_t id = queue_message(ep, &q);
     if (id <= 0) {
         pthread_mutex_unlock(&ep->lock);
@@ -517,11 +592,10 @@ int64_t rmsg_send_async(struct rmsg_endpoint *ep, const struct udp_addr *to,
 {
     if (ep == NULL || to == NULL)
         return -EINVAL;
-    struct queue_try q = {to, msg, len, 0, deadline_of(timeout_ms), 0};
     pthread_mutex_lock(&ep->lock);
+    clock_read(ep);
+    struct queue_try q = {to, msg, len, 0, deadline_of(ep, timeout_ms), 0};
     int64_t id = queue_message(ep, &q);
-    if (id > 0)
-        flush_output(ep, now_us());
     pthread_mutex_unlock(&ep->lock);
     return id;
 }
@@ -537,7 +611,8 @@ int rmsg_flush(struct rmsg_endpoint *ep, int timeout_ms)
     if (ep == NULL)
         return -EINVAL;
     pthread_mutex_lock(&ep->lock);
-    int r = drive(ep, deadline_of(timeout_ms), nothing_pending, NULL);
+    clock_read(ep);
+    int r = drive(ep, deadline_of(ep, timeout_ms), nothing_pending, NULL);
     if (r == 0) {
         r = ep->failed_since_flush;
         ep->failed_since_flush = 0;
@@ -549,11 +624,8 @@ int rmsg_flush(struct rmsg_endpoint *ep, int timeout_ms)
 void rmsg_interrupt(struct rmsg_endpoint *ep, int on)
 {
     ep->interrupted = on != 0;
-    if (on) {
-        char b = 1;
-        ssize_t r = write(ep->wake[1], &b, 1);
-        (void)r; /* a full pipe already means "wake up" */
-    }
+    if (on)
+        wake_poller(ep); /* async-signal-safe: sendto or write */
 }
 
 static int never(struct rmsg_endpoint *ep, void *arg)
@@ -567,7 +639,8 @@ int rmsg_poll(struct rmsg_endpoint *ep, int timeout_ms)
     if (ep == NULL || timeout_ms < 0)
         return -EINVAL;
     pthread_mutex_lock(&ep->lock);
-    drive(ep, deadline_of(timeout_ms), never, NULL);
+    clock_read(ep);
+    drive(ep, deadline_of(ep, timeout_ms), never, NULL);
     pthread_mutex_unlock(&ep->lock);
     return 0;
 }
@@ -620,7 +693,14 @@ int rmsg_recv(struct rmsg_endpoint *ep, struct udp_addr *from, void **msg,
         return -EINVAL;
     struct recv_try t = {from, msg, len};
     pthread_mutex_lock(&ep->lock);
-    int r = drive(ep, deadline_of(timeout_ms), try_recv, &t);
+    int r = 0;
+    if (!try_recv(ep, &t)) {
+        clock_read(ep);
+        r = drive(ep, deadline_of(ep, timeout_ms), try_recv, &t);
+    }
+    /* Taking a message may have reopened a window the peer waits on. */
+    if (r == 0 && rmsg_core_next(ep->core) <= ep->now)
+        flush_output(ep, ep->now);
     pthread_mutex_unlock(&ep->lock);
     return r;
 }

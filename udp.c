@@ -46,6 +46,7 @@
 
 /* Datagrams per sendmmsg/recvmmsg call; larger batches take several. */
 #define UDP_BATCH 64
+#define RECV_FIRST 8 /* slots in the first recvmmsg of a batch */
 
 /* A time that never comes, in microseconds. */
 #define UDP_NEVER UINT64_MAX
@@ -225,6 +226,32 @@ static int recv_until(int fd, void *buf, size_t cap,
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;
     }
+}
+
+/* Blocks in recvfrom for one datagram: one system call, as the textbook's
+ * UDP_Read does.  The socket's blocking timeout (UDP_SetBlockingTimeout)
+ * ends the wait with ETIMEDOUT.  Returns its length, or -1 with errno. */
+static int recv_blocking(int fd, void *buf, size_t cap,
+                         struct sockaddr_storage *ss, socklen_t *len)
+{
+    *len = sizeof(*ss);
+    ssize_t r = recvfrom(fd, buf, cap, 0, (struct sockaddr *)ss, len);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        errno = ETIMEDOUT;
+    return (int)r;
+}
+
+/* When a blocking read that starts now must give up: the socket's
+ * blocking timeout from now, or UDP_NEVER.  For the paths that wait in
+ * poll rather than in the kernel's receive. */
+static uint64_t blocking_deadline(int fd)
+{
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0 ||
+        (tv.tv_sec == 0 && tv.tv_usec == 0))
+        return UDP_NEVER;
+    return now_us() + (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
 /* Stores a received sender as the textbook's IPv4 address.  A true IPv6
@@ -409,14 +436,12 @@ int UDP_ReadTimeout(int fd, struct sockaddr_in *addr, char *buffer, int n,
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int r;
-    if (timeout_ms < 0 && !faults_on(fd)) {
-        ssize_t got =
-            recvfrom(fd, buffer, (size_t)n, 0, (struct sockaddr *)&ss, &len);
-        r = (int)got;
-    } else {
+    if (timeout_ms < 0 && !faults_on(fd))
+        r = recv_blocking(fd, buffer, (size_t)n, &ss, &len);
+    else
         r = recv_until(fd, buffer, (size_t)n, &ss, &len,
-                       deadline_after(timeout_ms));
-    }
+                       timeout_ms < 0 ? blocking_deadline(fd)
+                                      : deadline_after(timeout_ms));
     if (r >= 0)
         store_in(addr, &ss, len);
     return r;
@@ -479,6 +504,78 @@ int UDP_SetBuffers(int fd, int rcvbuf, int sndbuf, int *rcv_out, int *snd_out)
     if (get_buffer(fd, SO_RCVBUF, rcv_out) < 0 ||
         get_buffer(fd, SO_SNDBUF, snd_out) < 0)
         return -1;
+    return 0;
+}
+
+/* SO_RCVTIMEO: the kernel's own timer on a blocking receive.  It counts in
+ * scheduler ticks, so the wait may end up to a tick late; the callers that
+ * need precision (timed reads) wait in poll instead. */
+int UDP_SetBlockingTimeout(int fd, int64_t timeout_us)
+{
+    if (timeout_us < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct timeval tv = {.tv_sec = (time_t)(timeout_us / 1000000),
+                         .tv_usec = (suseconds_t)(timeout_us % 1000000)};
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+/* The empty datagram goes to the socket's own port on the loopback address
+ * of its family (for a dual-stack socket ::1, or 127.0.0.1 mapped where the
+ * host has no IPv6 loopback), straight to sendto: fault injection never
+ * touches it, and it never blocks.  Only async-signal-safe calls. */
+int UDP_Wake(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)a,
+                      sizeof(*a)) == 0 ? 0 : -1;
+    }
+    if (ss.ss_family != AF_INET6) {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_addr = in6addr_loopback;
+    if (sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)a, sizeof(*a)) == 0)
+        return 0;
+    struct sockaddr_in v4 = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    v4.sin_port = a->sin6_port;
+    map_v4(&v4, a);
+    return sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)a,
+                  sizeof(*a)) == 0 ? 0 : -1;
+}
+
+/* True for an empty datagram that UDP_Wake sent to this socket. */
+int UDP_IsWake(int fd, const struct udp_msg *m)
+{
+    if (m->len != 0)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    const struct sockaddr_storage *from = &m->addr.ss;
+    if (from->ss_family == AF_INET) {
+        const struct sockaddr_in *f = (const struct sockaddr_in *)from;
+        uint16_t port = ss.ss_family == AF_INET
+                            ? ((struct sockaddr_in *)&ss)->sin_port
+                            : ((struct sockaddr_in6 *)&ss)->sin6_port;
+        return f->sin_addr.s_addr == htonl(INADDR_LOOPBACK) &&
+               f->sin_port == port;
+    }
+    if (from->ss_family == AF_INET6 && ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *f = (const struct sockaddr_in6 *)from;
+        return IN6_IS_ADDR_LOOPBACK(&f->sin6_addr) &&
+               f->sin6_port == ((struct sockaddr_in6 *)&ss)->sin6_port;
+    }
     return 0;
 }
 
@@ -631,8 +728,14 @@ int UDP_RecvFrom(int fd, void *buf, size_t cap, struct udp_addr *from,
     if (cap > INT_MAX)
         cap = INT_MAX; /* the length must fit the int we return */
     struct sockaddr_storage ss;
-    socklen_t len;
-    int r = recv_until(fd, buf, cap, &ss, &len, deadline_after(timeout_ms));
+    socklen_t len = sizeof(ss);
+    int r;
+    if (timeout_ms < 0 && !faults_on(fd))
+        r = recv_blocking(fd, buf, cap, &ss, &len);
+    else
+        r = recv_until(fd, buf, cap, &ss, &len,
+                       timeout_ms < 0 ? blocking_deadline(fd)
+                                      : deadline_after(timeout_ms));
     if (r >= 0 && from != NULL) {
         from->len = unmap_v4(&ss, len);
         from->ss = ss;
@@ -677,6 +780,28 @@ static int gso_run(const struct udp_msg *msgs, int i, int n)
     return k - i;
 }
 
+/* sendmmsg and recvmmsg of one message, as sendmsg and recvmsg: the batch
+ * calls cost measurably more for a single datagram (a receive with
+ * MSG_WAITFORONE tries for a second one).  Same results as the batch
+ * calls: 1 (and msg_len set) or -1 with errno. */
+static int mmsg_send_one(int fd, struct mmsghdr *mh)
+{
+    ssize_t r = sendmsg(fd, &mh->msg_hdr, 0);
+    if (r < 0)
+        return -1;
+    mh->msg_len = (unsigned)r;
+    return 1;
+}
+
+static int mmsg_recv_one(int fd, struct mmsghdr *mh, int flags)
+{
+    ssize_t r = recvmsg(fd, &mh->msg_hdr, flags & MSG_DONTWAIT);
+    if (r < 0)
+        return -1;
+    mh->msg_len = (unsigned)r;
+    return 1;
+}
+
 /* Sends msgs[0..n) with sendmmsg, UDP_BATCH datagrams at a time; runs of
  * equal datagrams to one destination go as one segmented send, which costs
  * the kernel a fraction of sending them one by one.  Stops at the first
@@ -694,7 +819,6 @@ static int send_batch(int fd, struct udp_msg *msgs, int n)
         } ctl[UDP_BATCH];
         int count[UDP_BATCH]; /* datagrams in each message */
         int k = 0, used = 0;
-        memset(mh, 0, sizeof(mh));
         while (k < UDP_BATCH && total + used < n) {
             int first = total + used;
             struct udp_msg *m = &msgs[first];
@@ -710,6 +834,7 @@ static int send_batch(int fd, struct udp_msg *msgs, int n)
                 iov[used + j].iov_base = msgs[first + j].buf;
                 iov[used + j].iov_len = msgs[first + j].len;
             }
+            memset(&mh[k], 0, sizeof(mh[k]));
             struct msghdr *h = &mh[k].msg_hdr;
             h->msg_name = (void *)to;
             h->msg_namelen = tolen;
@@ -728,7 +853,9 @@ static int send_batch(int fd, struct udp_msg *msgs, int n)
             count[k++] = run;
             used += run;
         }
-        int r = k > 0 ? sendmmsg(fd, mh, (unsigned)k, 0) : -1;
+        int r = k == 1 ? mmsg_send_one(fd, mh)
+                : k > 0 ? sendmmsg(fd, mh, (unsigned)k, 0)
+                        : -1;
         if (r < 0 && k > 0 && errno == EINTR)
             continue;
         if (r <= 0 && k > 0 && count[0] > 1 &&
@@ -763,9 +890,11 @@ static size_t gro_size(struct msghdr *h, size_t len)
     return 0;
 }
 
-/* Takes what is queued (up to n) with recvmmsg, without waiting.  Returns
- * how many arrived, or -1 with errno (EAGAIN when nothing was there). */
-static int recv_batch(int fd, struct udp_msg *msgs, int n)
+/* Takes what is queued (up to n) with recvmmsg.  flags is MSG_DONTWAIT
+ * (never wait) or MSG_WAITFORONE (block for the first datagram, as long as
+ * the socket's SO_RCVTIMEO allows, then take only what is already there).
+ * Returns how many arrived, or -1 with errno (EAGAIN when nothing came). */
+static int recv_batch(int fd, struct udp_msg *msgs, int n, int flags)
 {
     int total = 0;
     while (total < n) {
@@ -775,8 +904,12 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n)
             char buf[CMSG_SPACE(sizeof(int))];
             struct cmsghdr align;
         } ctl[UDP_BATCH];
+        /* A first call for few slots: setting up the batch costs more in
+         * a round trip than a second system call does in bulk. */
         int k = n - total < UDP_BATCH ? n - total : UDP_BATCH;
-        memset(mh, 0, sizeof(mh));
+        if (total == 0 && k > RECV_FIRST)
+            k = RECV_FIRST;
+        memset(mh, 0, (size_t)k * sizeof(mh[0]));
         for (int i = 0; i < k; i++) {
             struct udp_msg *m = &msgs[total + i];
             iov[i].iov_base = m->buf;
@@ -788,7 +921,9 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n)
             mh[i].msg_hdr.msg_control = ctl[i].buf;
             mh[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
         }
-        int r = recvmmsg(fd, mh, (unsigned)k, MSG_DONTWAIT, NULL);
+        int f = total > 0 ? MSG_DONTWAIT : flags;
+        int r = k == 1 ? mmsg_recv_one(fd, mh, f)
+                       : recvmmsg(fd, mh, (unsigned)k, f, NULL);
         if (r <= 0)
             return total > 0 ? total : -1;
         for (int i = 0; i < r; i++) {
@@ -814,14 +949,15 @@ static int send_batch(int fd, struct udp_msg *msgs, int n)
     return i > 0 ? i : -1;
 }
 
-/* Elsewhere: one non-blocking recvfrom per datagram. */
-static int recv_batch(int fd, struct udp_msg *msgs, int n)
+/* Elsewhere: one recvfrom per datagram; only the first may block. */
+#define MSG_WAITFORONE 0
+static int recv_batch(int fd, struct udp_msg *msgs, int n, int flags)
 {
     int i;
     for (i = 0; i < n; i++) {
         struct udp_msg *m = &msgs[i];
         socklen_t len = sizeof(m->addr.ss);
-        ssize_t r = recvfrom(fd, m->buf, m->len, MSG_DONTWAIT,
+        ssize_t r = recvfrom(fd, m->buf, m->len, i > 0 ? MSG_DONTWAIT : flags,
                              (struct sockaddr *)&m->addr.ss, &len);
         if (r < 0)
             break;
@@ -856,19 +992,23 @@ int UDP_RecvMany(int fd, struct udp_msg *msgs, int n, int timeout_ms)
         errno = EINVAL;
         return -1;
     }
-    if (timeout_ms == 0) {
-        /* Not waiting: one system call, no poll first. */
-        faults_tick(fd);
-        int r = recv_batch(fd, msgs, n);
+    if (timeout_ms == 0 || (timeout_ms < 0 && !faults_on(fd))) {
+        /* One system call: not waiting at all, or blocking in the kernel
+         * (as long as the socket's blocking timeout allows). */
+        if (timeout_ms == 0)
+            faults_tick(fd);
+        int r = recv_batch(fd, msgs, n,
+                           timeout_ms == 0 ? MSG_DONTWAIT : MSG_WAITFORONE);
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             errno = ETIMEDOUT;
         return r > 0 ? r : -1;
     }
-    uint64_t deadline = deadline_after(timeout_ms);
+    uint64_t deadline = timeout_ms < 0 ? blocking_deadline(fd)
+                                       : deadline_after(timeout_ms);
     for (;;) {
         if (wait_readable(fd, deadline) < 0)
             return -1;
-        int r = recv_batch(fd, msgs, n);
+        int r = recv_batch(fd, msgs, n, MSG_DONTWAIT);
         if (r > 0)
             return r;
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)

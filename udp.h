@@ -10,7 +10,8 @@
  *
  * Everything after them is an addition, never a change:
  *   - ephemeral ports (UDP_Open(0) and UDP_Port),
- *   - a read with a timeout that sleeps in poll (UDP_ReadTimeout),
+ *   - a read with a timeout that sleeps in poll (UDP_ReadTimeout), and a
+ *     kernel timeout for blocking reads (UDP_SetBlockingTimeout),
  *   - socket buffer sizing (UDP_SetBuffers),
  *   - dual-stack calls for the layers above (UDP_OpenDual, UDP_Resolve,
  *     UDP_SendTo, UDP_RecvFrom, and the batched UDP_SendMany/UDP_RecvMany),
@@ -70,9 +71,10 @@ int UDP_Close(int fd);
 /* Receives one datagram into buffer (at most n bytes; a longer one is cut
  * short, as recvfrom does) and stores the sender in *addr when addr is not
  * NULL (on a dual-stack socket an IPv6 sender does not fit: *addr is then
- * zeroed with family AF_UNSPEC).  Blocks until a datagram arrives.  Returns
- * the number of bytes, or -1 with errno (EINVAL for n < 0, or the recvfrom
- * error). */
+ * zeroed with family AF_UNSPEC).  Blocks until a datagram arrives (or the
+ * socket's blocking timeout, if one was set, passes: ETIMEDOUT).  Returns
+ * the number of bytes, or -1 with errno (EINVAL for n < 0, ETIMEDOUT, or the
+ * recvfrom error). */
 int UDP_Read(int fd, struct sockaddr_in *addr, char *buffer, int n);
 
 /* Sends n bytes of buffer to *addr as one datagram (subject to the socket's
@@ -95,10 +97,20 @@ int UDP_FillSockAddr(struct sockaddr_in *addr, char *hostName, int port);
 int UDP_Port(int fd);
 
 /* Like UDP_Read, but waits at most timeout_ms milliseconds (sleeping in poll,
- * never spinning); a negative timeout waits forever.  Returns the number of
- * bytes, or -1 with errno: ETIMEDOUT when nothing arrived in time. */
+ * never spinning); a negative timeout waits as UDP_Read does.  Returns the
+ * number of bytes, or -1 with errno: ETIMEDOUT when nothing arrived in time. */
 int UDP_ReadTimeout(int fd, struct sockaddr_in *addr, char *buffer, int n,
                     int timeout_ms);
+
+/* Sets how long a blocking read on the socket (UDP_Read, and the other
+ * reads with a negative timeout) waits before failing with ETIMEDOUT, in
+ * microseconds; 0 means forever (the default).  This is the kernel's own
+ * timer on a receive (SO_RCVTIMEO), so such a read stays one system call;
+ * it counts in scheduler ticks and may end up to one tick (1 to 10 ms)
+ * late.  Reads with a timeout of their own wait in poll and keep their
+ * precision.  Returns 0, or -1 with errno (EINVAL for a negative timeout,
+ * or the setsockopt error). */
+int UDP_SetBlockingTimeout(int fd, int64_t timeout_us);
 
 /* Asks the kernel for receive and send buffers of the given sizes in bytes
  * (0 leaves one unchanged).  The kernel may grant less (a privileged process
@@ -151,8 +163,9 @@ char *UDP_AddrString(const struct udp_addr *a, char *buf, size_t cap);
 int UDP_SendTo(int fd, const void *buf, size_t n, const struct udp_addr *to);
 
 /* Receives one datagram, waiting at most timeout_ms (0 = do not wait,
- * negative = forever).  A v4-mapped IPv6 sender is reported as IPv4.
- * Returns the length, or -1 with errno (ETIMEDOUT, EAGAIN never). */
+ * negative = until one arrives or the socket's blocking timeout passes).
+ * A v4-mapped IPv6 sender is reported as IPv4.  Returns the length, or -1
+ * with errno (ETIMEDOUT, EAGAIN never). */
 int UDP_RecvFrom(int fd, void *buf, size_t cap, struct udp_addr *from,
                  int timeout_ms);
 
@@ -172,9 +185,22 @@ struct udp_msg {
 int UDP_SendMany(int fd, struct udp_msg *msgs, int n);
 
 /* Receives up to n datagrams, waiting at most timeout_ms for the first (0 =
- * do not wait, negative = forever) and not at all for the rest (recvmmsg on
- * Linux).  Returns how many arrived (>= 1), or -1 with errno (ETIMEDOUT). */
+ * do not wait, negative = until one arrives or the socket's blocking
+ * timeout passes) and not at all for the rest (recvmmsg on Linux; with a
+ * negative timeout and no faults held back, that one call is all).
+ * Returns how many arrived (>= 1), or -1 with errno (ETIMEDOUT, EINTR). */
 int UDP_RecvMany(int fd, struct udp_msg *msgs, int n, int timeout_ms);
+
+/* Sends the socket an empty datagram from itself over the loopback
+ * interface, bypassing fault injection: this wakes a thread blocked
+ * reading it (another thread's way of saying "look again").  Never
+ * blocks; safe from a signal handler.  Returns 0, or -1 with errno (for
+ * example ENETUNREACH where the loopback interface is down, as in a new
+ * network namespace: then use another way to wake the reader). */
+int UDP_Wake(int fd);
+
+/* True when m (as received by UDP_RecvMany on fd) is such a wake-up. */
+int UDP_IsWake(int fd, const struct udp_msg *m);
 
 /* ------------------------------------------------------------------------ */
 /* Extras: fault injection                                                   */

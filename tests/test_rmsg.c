@@ -374,6 +374,66 @@ static void test_waiting_is_cheap(void)
     rmsg_close(a);
 }
 
+/* A thread blocked in rmsg_recv with no timeout is the endpoint's poller;
+ * the thread that sends must wake it so that the poller's timers cover the
+ * new message: a fifth of a's datagrams are lost, and a lost message is
+ * only sent again when the poller's timer says so, in well under the two
+ * seconds each send is given (a poller left asleep stalls for good).
+ * rmsg_interrupt then ends the blocked receive. */
+struct blocked_recv {
+    struct rmsg_endpoint *ep;
+    int result;
+};
+
+static void *recv_forever(void *arg)
+{
+    struct blocked_recv *br = arg;
+    void *msg;
+    size_t len;
+    br->result = rmsg_recv(br->ep, NULL, &msg, &len, -1);
+    if (br->result == 0)
+        free(msg);
+    return NULL;
+}
+
+static void test_sender_wakes_poller(void)
+{
+    enum { N = 60 };
+    struct rmsg_endpoint *a, *b;
+    setenv("UDP_FAULTS", "drop=0.2,seed=11", 1);
+    int ra = rmsg_open(0, NULL, &a);
+    unsetenv("UDP_FAULTS");
+    CU_ASSERT_EQUAL_FATAL(ra, 0);
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &b), 0);
+    size_t sizes[N];
+    for (int m = 0; m < N; m++)
+        sizes[m] = 100 + (size_t)m;
+    struct sink s = {b, N, sizes, 0};
+    struct blocked_recv br = {a, 1};
+    pthread_t tb, tr;
+    pthread_create(&tb, NULL, sink_run, &s);
+    pthread_create(&tr, NULL, recv_forever, &br);
+    struct udp_addr to = loopback(rmsg_port(b));
+    int sent = 0;
+    for (int m = 0; m < N; m++) {
+        uint8_t buf[200];
+        fill(buf, sizes[m], m);
+        sent += rmsg_send(a, &to, buf, sizes[m], 2000) == 0;
+    }
+    CU_ASSERT_EQUAL(sent, N);
+    rmsg_interrupt(a, 1);
+    pthread_join(tr, NULL);
+    CU_ASSERT_EQUAL(br.result, -EINTR);
+    rmsg_interrupt(a, 0);
+    pthread_join(tb, NULL);
+    CU_ASSERT_EQUAL(s.good, N);
+    struct rmsg_stats st;
+    rmsg_stats(a, NULL, &st);
+    CU_ASSERT(st.retransmissions > 0); /* the faults really hit */
+    rmsg_close(a);
+    rmsg_close(b);
+}
+
 /* Random bytes, truncated and forged headers: nothing is delivered,
  * nothing crashes, memory does not grow, everything is counted. */
 static void test_garbage(void)
@@ -426,7 +486,9 @@ int test_rmsg_register(void)
         !CU_add_test(s, "garbage datagrams", test_garbage) ||
         !CU_add_test(s, "many peers at once", test_many_peers) ||
         !CU_add_test(s, "slow receiver", test_slow_receiver) ||
-        !CU_add_test(s, "waiting is cheap", test_waiting_is_cheap))
+        !CU_add_test(s, "waiting is cheap", test_waiting_is_cheap) ||
+        !CU_add_test(s, "a sender wakes a blocked receiver",
+                     test_sender_wakes_poller))
         return -1;
     return 0;
 }

@@ -308,6 +308,96 @@ static void test_timeout_zero_and_ready(void)
     UDP_Close(b);
 }
 
+/* A blocking read ends at the socket's blocking timeout (the kernel's
+ * tick may make it late, never early), asleep; 0 turns the timeout off
+ * again, and a datagram that is there is returned at once. */
+static void test_blocking_timeout(void)
+{
+    int a = UDP_OpenDual(0, AF_UNSPEC), b = UDP_Open(0);
+    CU_ASSERT_FATAL(a >= 0 && b >= 0);
+    CU_ASSERT(UDP_SetBlockingTimeout(a, -1) == -1 && errno == EINVAL);
+    CU_ASSERT_FATAL(UDP_SetBlockingTimeout(a, 100000) == 0);
+    char buf[16];
+    struct udp_msg m[4];
+    for (int i = 0; i < 4; i++)
+        m[i] = (struct udp_msg){.buf = buf, .len = sizeof(buf)};
+    uint64_t c0 = cpu_us(), t0 = mono_us();
+    errno = 0;
+    int r = UDP_RecvFrom(a, buf, sizeof(buf), NULL, -1);
+    int e = errno;
+    uint64_t t1 = mono_us();
+    CU_ASSERT(r == -1 && e == ETIMEDOUT);
+    CU_ASSERT(t1 - t0 >= 90000 && t1 - t0 < 1000000);
+    errno = 0;
+    r = UDP_RecvMany(a, m, 4, -1);
+    e = errno;
+    uint64_t t2 = mono_us(), c2 = cpu_us();
+    CU_ASSERT(r == -1 && e == ETIMEDOUT);
+    CU_ASSERT(t2 - t1 >= 90000 && t2 - t1 < 1000000);
+    CU_ASSERT(c2 - c0 < 20000);
+    struct udp_addr to;
+    CU_ASSERT_FATAL(UDP_Resolve("127.0.0.1", UDP_Port(a), AF_INET, &to) == 0);
+    CU_ASSERT(UDP_SendTo(b, "abc", 3, &to) == 3);
+    CU_ASSERT(UDP_SendTo(b, "de", 2, &to) == 2);
+    /* Both are taken by one blocking batch receive. */
+    CU_ASSERT(UDP_RecvMany(a, m, 4, -1) == 2);
+    CU_ASSERT(m[0].len == 3 && m[1].len == 2);
+    CU_ASSERT(UDP_SetBlockingTimeout(a, 0) == 0);
+    CU_ASSERT(UDP_SendTo(b, "f", 1, &to) == 1);
+    CU_ASSERT(UDP_RecvFrom(a, buf, sizeof(buf), NULL, -1) == 1);
+    UDP_Close(a);
+    UDP_Close(b);
+}
+
+/* What one thread's UDP_Wake does to another blocked reading. */
+struct blocked_reader {
+    int fd, got, is_wake;
+    size_t len;
+};
+
+static void *read_blocked(void *arg)
+{
+    struct blocked_reader *br = arg;
+    char buf[16];
+    struct udp_msg m = {.buf = buf, .len = sizeof(buf)};
+    br->got = UDP_RecvMany(br->fd, &m, 1, -1);
+    br->len = m.len;
+    br->is_wake = br->got == 1 && UDP_IsWake(br->fd, &m);
+    return NULL;
+}
+
+/* UDP_Wake ends a blocking read with no timeout, on an IPv4 and on a
+ * dual-stack socket, with no faults and through faults that drop
+ * everything; an empty
+ * datagram from another socket is not taken for a wake-up. */
+static void test_wake(void)
+{
+    int families[] = {AF_INET, AF_UNSPEC};
+    for (int i = 0; i < 4; i++) {
+        int fd = UDP_OpenDual(0, families[i % 2]);
+        CU_ASSERT_FATAL(fd >= 0);
+        if (i >= 2) /* the read waits in poll, for the faults' sake */
+            CU_ASSERT(UDP_SetFaults(fd, "drop=1", NULL, 0) == 0);
+        struct blocked_reader br = {.fd = fd, .got = -2};
+        pthread_t t;
+        CU_ASSERT_FATAL(pthread_create(&t, NULL, read_blocked, &br) == 0);
+        CU_ASSERT(UDP_Wake(fd) == 0);
+        pthread_join(t, NULL);
+        CU_ASSERT(br.got == 1 && br.len == 0 && br.is_wake);
+        UDP_Close(fd);
+    }
+    int a = UDP_Open(0), b = UDP_Open(0);
+    CU_ASSERT_FATAL(a >= 0 && b >= 0);
+    struct udp_addr to = loop_to(a);
+    CU_ASSERT(UDP_SendTo(b, "", 0, &to) == 0);
+    char buf[4];
+    struct udp_msg m = {.buf = buf, .len = sizeof(buf)};
+    CU_ASSERT(UDP_RecvMany(a, &m, 1, 1000) == 1 && m.len == 0);
+    CU_ASSERT(!UDP_IsWake(a, &m));
+    UDP_Close(a);
+    UDP_Close(b);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Dual stack                                                                */
 /* ------------------------------------------------------------------------ */
@@ -980,6 +1070,8 @@ int test_udp_register(void)
         {"UDP_FillSockAddr", test_fill_sockaddr},
         {"timeout sleeps", test_timeout_sleeps},
         {"timeout zero, data ready", test_timeout_zero_and_ready},
+        {"blocking timeout", test_blocking_timeout},
+        {"wake a blocked reader", test_wake},
         {"dual stack with an IPv4 peer", test_dual_stack_v4_peer},
         {"IPv6 loopback", test_ipv6_loopback},
         {"resolve and format", test_resolve_and_format},

@@ -1549,10 +1549,39 @@ static void serve_udp_bw(struct stest *t)
 }
 
 /* Raw ping-pong: send every datagram straight back to its sender. */
+/* The raw baseline of a round trip: a blocking recvfrom and a sendto per
+ * datagram, as a plain UDP echo server is written, with the kernel's
+ * receive timeout waking it every CHECK_NS to see whether the test ended. */
+static void serve_udp_echo_blocking(struct stest *t)
+{
+    struct server *s = t->srv;
+    int64_t checked = now_ns();
+    UDP_SetBlockingTimeout(s->udp_fd, CHECK_NS / 1000);
+    while (!t->done) {
+        struct udp_addr from;
+        int r = UDP_RecvFrom(s->udp_fd, s->rx, RX_BYTES, &from, -1);
+        if (r >= 0) {
+            UDP_SendTo(s->udp_fd, s->rx, (size_t)r, &from);
+            count_arrival(t, (size_t)r, 0);
+        }
+        int64_t now = now_ns();
+        if (r < 0 || now - checked >= CHECK_NS) {
+            checked = now;
+            if (srv_check(t) < 0)
+                break;
+        }
+    }
+    UDP_SetBlockingTimeout(s->udp_fd, 0);
+}
+
 static void serve_udp_echo(struct stest *t)
 {
     struct server *s = t->srv;
     int64_t checked = now_ns();
+    if (!t->batch) {
+        serve_udp_echo_blocking(t);
+        return;
+    }
     while (!t->done) {
         int n = raw_receive(s);
         for (int i = 0; i < n && !t->batch; i++)
@@ -2281,10 +2310,12 @@ static int64_t echo_wait(struct ctest *t, int fd, uint8_t *rx,
     uint64_t have = 0;
     memset(got, 0, (size_t)nfrag);
     while (have < nfrag) {
-        int left = ms_left(deadline);
-        int r = UDP_RecvFrom(fd, rx, RX_BYTES, NULL, left);
+        /* A blocking recvfrom, as a plain UDP client waits for its
+         * reply; the socket's blocking timeout (set in client_udp_lat)
+         * lets it look at the deadline now and then. */
+        int r = UDP_RecvFrom(fd, rx, RX_BYTES, NULL, -1);
         int64_t now = now_ns();
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && (errno == EINTR || errno == ETIMEDOUT) && now < deadline)
             continue;
         if (r < 0 && errno != ETIMEDOUT)
             FAIL(t, "recvfrom: %s", strerror(errno));
@@ -2329,6 +2360,7 @@ static void client_udp_lat(struct ctest *t)
     uint8_t *got = xmalloc((size_t)nfrag);
     pattern_fill(&t->pat, tx, slot);
     int64_t srtt = 0;
+    UDP_SetBlockingTimeout(fd, 1000); /* a look at the deadline each ms */
     ct_start(t);
     int64_t heard = t->t0;
     for (uint64_t i = 0;; i++) {
