@@ -19,8 +19,13 @@ FUZZ_DIR         = $(BUILD)/fuzz
 FUZZ_SAN         = -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS      = -std=c11 -Wall -Wextra -Werror -O1 -g \
                    -fno-omit-frame-pointer $(FUZZ_SAN)
-# The stub generator's parser is fuzzed once it has an entry point there.
 FUZZ_TARGETS     = wire core rpc_header marshal faults
+# The stub generator's front end (tools/rpcgen/), when it is in the tree.
+FUZZ_RPCGEN_OBJS = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,\
+                       $(wildcard tools/rpcgen/*.c))
+ifneq ($(wildcard tools/rpcgen/parse.c),)
+FUZZ_TARGETS    += rpcgen
+endif
 FUZZ_LIB_OBJS    = $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BINS        = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
@@ -37,6 +42,10 @@ $(FUZZ_DIR)/obj/%.o: %.c | fuzz-clang
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz/fuzz_%.o $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS) -lm
+
+# rpcgen needs nothing of the library, only its own parts.
+$(FUZZ_DIR)/fuzz_rpcgen: $(FUZZ_DIR)/obj/fuzz/fuzz_rpcgen.o $(FUZZ_RPCGEN_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
 
 fuzz-clang:
 	@sh fuzz/need-clang.sh "$(FUZZ_CC)"
@@ -61,6 +70,8 @@ $(FUZZ_DIR)/seeds: $(BUILD)/fuzz/seeds.o $(STATIC)
 
 fuzz-seeds: $(FUZZ_DIR)/seeds
 	$(FUZZ_DIR)/seeds fuzz/corpus
+	@if [ -d tools/rpcgen ]; then mkdir -p fuzz/corpus/rpcgen && \
+	    cp examples/calc.x tests/rpcgen/*.x fuzz/corpus/rpcgen/; fi
 
 -include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/fuzz/fuzz_%.d) \
-         $(BUILD)/fuzz/seeds.d
+         $(FUZZ_RPCGEN_OBJS:.o=.d) $(BUILD)/fuzz/seeds.d
