@@ -30,8 +30,8 @@ size_t hw_stream_len(const struct hw_stream *s, int i)
     if (i < s->nfixed)
         len = s->fixed[i];
     else
-        len = s->min + hw_rand(s->seed, (uint32_t)i,
-                               (uint32_t)(s->max - s->min + 1));
+        len = s->min +
+              hw_rand(s->seed, (uint32_t)i, (uint32_t)(s->max - s->min + 1));
     if (s->tag >= 0 && len == 0)
         len = 1;
     return len;
@@ -58,8 +58,8 @@ size_t hw_stream_bytes(const struct hw_stream *s)
 }
 
 /* Does msg equal message i of s? */
-static int is_msg(const struct hw_stream *s, int i, const void *msg,
-                  size_t len, size_t *diff)
+static int is_msg(const struct hw_stream *s, int i, const void *msg, size_t len,
+                  size_t *diff)
 {
     size_t want;
     unsigned char *m = hw_stream_msg(s, i, &want);
@@ -106,8 +106,8 @@ static const char *who(const struct hw_rx_plan *plan, int s)
 }
 
 /* Fails with what msg is when it is not message i of stream s. */
-static void judge(const struct hw_rx_plan *plan, int s, int i,
-                  const void *msg, size_t len)
+static void judge(const struct hw_rx_plan *plan, int s, int i, const void *msg,
+                  size_t len)
 {
     const struct hw_stream *st = &plan->streams[s];
     size_t diff;
@@ -214,8 +214,7 @@ static void sender(struct hw_proc *self, void *arg)
     struct sockaddr_in to;
     int rc = comm_address("127.0.0.1", plan->port, &to);
     if (rc < 0)
-        hw_fail("comm_address(\"127.0.0.1\", %d) returned %d", plan->port,
-                rc);
+        hw_fail("comm_address(\"127.0.0.1\", %d) returned %d", plan->port, rc);
 #if HW_Q >= 5
     if (plan->window > 0 && (rc = comm_set_window(c, plan->window)) < 0)
         hw_fail("comm_set_window(%d) returned %d", plan->window, rc);

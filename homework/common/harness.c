@@ -145,8 +145,7 @@ void hw_detail(const char *fmt, ...)
 
 /* Reads what the check's child wrote until it exits or overruns.  Returns
  * its wait status, or -1 when it had to be killed for time. */
-static int watch_check(pid_t pid, int fd, double limit_s, char *msg,
-                       size_t cap)
+static int watch_check(pid_t pid, int fd, double limit_s, char *msg, size_t cap)
 {
     size_t have = 0;
     double end = hw_now() + limit_s;
@@ -313,7 +312,7 @@ static int take_line(struct hw_proc *p, char *line, size_t cap, int at_eof)
 int hw_line(struct hw_proc *p, char *line, size_t cap, int timeout_ms)
 {
     double end = hw_now() + timeout_ms / 1000.0;
-    for (int last = 0;; ) {
+    for (int last = 0;;) {
         int r = take_line(p, line, cap, 0);
         if (r >= 0)
             return r;

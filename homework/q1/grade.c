@@ -87,7 +87,7 @@ static void check_pair(void)
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
     char *argv[] = {(char *)client_bin, "127.0.0.1", portstr, "hello",
-                    "a second message", "3", NULL};
+                    "a second message", "3",         NULL};
     hw_run_program(&client, argv);
     const char *want[] = {"client: ack hello", "client: ack a second message",
                           "client: ack 3"};
@@ -128,8 +128,8 @@ static void check_client(void)
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", UDP_Port(sd));
     const char *msgs[] = {"one", "and two"};
-    char *argv[] = {(char *)client_bin, "127.0.0.1", portstr,
-                    (char *)msgs[0], (char *)msgs[1], NULL};
+    char *argv[] = {(char *)client_bin, "127.0.0.1",     portstr,
+                    (char *)msgs[0],    (char *)msgs[1], NULL};
     struct hw_proc client;
     hw_run_program(&client, argv);
 

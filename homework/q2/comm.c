@@ -64,8 +64,8 @@ int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
     return -ENOSYS;
 }
 
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms)
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms)
 {
     /* TODO(student): wait for one datagram with UDP_ReadTimeout (it
      * sleeps in poll; -1 with errno ETIMEDOUT when nothing came), then hand

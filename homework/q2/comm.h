@@ -55,7 +55,7 @@ int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
  * *msg with its length in *len (*msg may be NULL when *len is 0).  Returns
  * -ETIMEDOUT when nothing arrived in time.  The wait sleeps: it never spins
  * on the CPU. */
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms);
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms);
 
 #endif /* COMM_H */

@@ -58,8 +58,8 @@ static void expect_msg(struct comm *c, size_t want_len, uint32_t seed,
     size_t len = 0;
     int rc = comm_recv(c, &from, &msg, &len, 2000);
     if (rc < 0)
-        hw_fail("comm_recv of the %zu-byte message returned %d (%s)",
-                want_len, rc, strerror(-rc));
+        hw_fail("comm_recv of the %zu-byte message returned %d (%s)", want_len,
+                rc, strerror(-rc));
     if (len != want_len)
         hw_fail("a %zu-byte message arrived as %zu bytes", want_len, len);
     size_t at = hw_differs(msg, len, seed, index);
@@ -103,8 +103,7 @@ static void check_open(void)
     struct comm *a = open_or_fail(0), *b = open_or_fail(0);
     int pa = comm_port(a), pb = comm_port(b);
     if (pa <= 0 || pa > 65535 || pb <= 0 || pb > 65535 || pa == pb)
-        hw_fail("comm_port gave %d and %d for two endpoints on port 0", pa,
-                pb);
+        hw_fail("comm_port gave %d and %d for two endpoints on port 0", pa, pb);
     struct comm *again = NULL;
     int rc = comm_open(pa, &again);
     if (rc >= 0)
@@ -119,8 +118,8 @@ static void check_messages(void)
 {
     struct comm *a = open_or_fail(0), *b = open_or_fail(0);
     struct sockaddr_in to_b = loopback(comm_port(b));
-    const size_t sizes[] = {0, 1, 2, 100, 1000, 1472, 8192, 30000,
-                            COMM_MSG_MAX};
+    const size_t sizes[] = {0,    1,    2,     100,         1000,
+                            1472, 8192, 30000, COMM_MSG_MAX};
     const int n = (int)(sizeof(sizes) / sizeof(sizes[0]));
     static unsigned char buf[COMM_MSG_MAX];
     /* One at a time, then all at once: they must come out in order. */
@@ -129,8 +128,8 @@ static void check_messages(void)
             hw_fill(buf, sizes[i], 2, (uint32_t)(round * n + i));
             int rc = comm_send(a, &to_b, buf, sizes[i]);
             if (rc < 0)
-                hw_fail("comm_send of %zu bytes returned %d (%s)", sizes[i],
-                        rc, strerror(-rc));
+                hw_fail("comm_send of %zu bytes returned %d (%s)", sizes[i], rc,
+                        strerror(-rc));
             if (round == 0)
                 expect_msg(b, sizes[i], 2, (uint32_t)i, comm_port(a));
         }
@@ -243,8 +242,8 @@ static void check_pair(void)
     int port = start_server(&server);
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
-    char *argv[] = {client_bin, "127.0.0.1", portstr, "hello",
-                    "a second message", "3", NULL};
+    char *argv[] = {client_bin,         "127.0.0.1", portstr, "hello",
+                    "a second message", "3",         NULL};
     hw_run_program(&client, argv);
     const char *want[] = {"client: ack hello", "client: ack a second message",
                           "client: ack 3"};
@@ -273,8 +272,8 @@ static void check_client(void)
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", comm_port(s));
     const char *msgs[] = {"one", "and two"};
-    char *argv[] = {client_bin, "127.0.0.1", portstr, (char *)msgs[0],
-                    (char *)msgs[1], NULL};
+    char *argv[] = {client_bin,      "127.0.0.1",     portstr,
+                    (char *)msgs[0], (char *)msgs[1], NULL};
     struct hw_proc client;
     hw_run_program(&client, argv);
     char want[2][64];
@@ -311,7 +310,7 @@ static void check_client(void)
 /* The programs' own object files may not reach below the library. */
 static void check_layering(void)
 {
-    static const char *below[] = {"UDP_", "socket", "sendto", "recvfrom",
+    static const char *below[] = {"UDP_", "socket",  "sendto",  "recvfrom",
                                   "bind", "sendmsg", "recvmsg", NULL};
     char *objs[] = {client_obj, server_obj};
     for (int i = 0; i < 2; i++) {
@@ -361,6 +360,7 @@ int main(int argc, char *argv[])
              check_server);
     hw_check("the client sends each message, waits, prints the reply", 10,
              check_client);
-    hw_check("client.c and server.c use comm.h, not the udp layer", 10, check_layering);
+    hw_check("client.c and server.c use comm.h, not the udp layer", 10,
+             check_layering);
     return hw_end();
 }

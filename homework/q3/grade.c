@@ -37,12 +37,17 @@ static const size_t edge_sizes[] = {0, 1, COMM_MSG_MAX, 2, 1400, COMM_MSG_MAX,
 
 static void check_lossy(void)
 {
-    struct hw_stream s = {.seed = 31, .count = 100, .min = 1, .max = 3000,
-                          .fixed = edge_sizes, .nfixed = 8, .tag = -1};
-    struct hw_rx_plan rx = {.faults = LOSSY ",seed=301", .streams = &s,
-                            .nstreams = 1};
-    struct hw_tx_plan tx = {.faults = LOSSY ",seed=302", .stream = &s,
-                            .mode = HW_BLOCKING};
+    struct hw_stream s = {.seed = 31,
+                          .count = 100,
+                          .min = 1,
+                          .max = 3000,
+                          .fixed = edge_sizes,
+                          .nfixed = 8,
+                          .tag = -1};
+    struct hw_rx_plan rx = {
+        .faults = LOSSY ",seed=301", .streams = &s, .nstreams = 1};
+    struct hw_tx_plan tx = {
+        .faults = LOSSY ",seed=302", .stream = &s, .mode = HW_BLOCKING};
     double t = hw_transfer(&rx, &tx, 1, 25000);
     hw_detail("%d messages, %zu bytes in %.1f s", s.count, hw_stream_bytes(&s),
               t);
@@ -54,8 +59,8 @@ static void check_two_senders(void)
         {.seed = 41, .count = 30, .min = 1, .max = 2000, .tag = 0},
         {.seed = 42, .count = 30, .min = 1, .max = 2000, .tag = 1},
     };
-    struct hw_rx_plan rx = {.faults = "drop=0.1,seed=401", .streams = s,
-                            .nstreams = 2};
+    struct hw_rx_plan rx = {
+        .faults = "drop=0.1,seed=401", .streams = s, .nstreams = 2};
     struct hw_tx_plan tx[2] = {
         {.faults = "drop=0.1,seed=402", .stream = &s[0], .mode = HW_BLOCKING},
         {.faults = "drop=0.1,seed=403", .stream = &s[1], .mode = HW_BLOCKING},
@@ -69,8 +74,8 @@ static void check_two_senders(void)
 /* ------------------------------------------------------------------------ */
 
 static const size_t one_size[] = {1000};
-static const struct hw_stream one = {.seed = 51, .count = 1, .fixed = one_size,
-                                     .nfixed = 1, .tag = -1};
+static const struct hw_stream one = {
+    .seed = 51, .count = 1, .fixed = one_size, .nfixed = 1, .tag = -1};
 
 /* arg: the silent socket; the helper closes its inherited copy, so that
  * the port is free once the check closes its own. */

@@ -61,8 +61,8 @@ UNUSED static void put_u32(unsigned char *p, uint32_t v)
 /* Reads what put_u32 wrote. */
 UNUSED static uint32_t get_u32(const unsigned char *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
 /* The CRC-32 of Ethernet and zip over p[0..n-1]: a checksum that catches
@@ -87,7 +87,8 @@ UNUSED static uint32_t crc32(const unsigned char *p, size_t n)
 }
 
 /* Is a the same address and port as b? */
-UNUSED static int same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
+UNUSED static int same_addr(const struct sockaddr_in *a,
+                            const struct sockaddr_in *b)
 {
     return a->sin_addr.s_addr == b->sin_addr.s_addr &&
            a->sin_port == b->sin_port;
@@ -109,8 +110,8 @@ int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
     return -ENOSYS;
 }
 
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms)
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms)
 {
     /* TODO(student): until a whole new message is there or the timeout
      * passes, wait for datagrams.  Drop any that fails the checksum.  For

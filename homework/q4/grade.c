@@ -27,10 +27,10 @@
 
 static void check_clean(void)
 {
-    static const size_t sizes[] = {0,       1,      65000,  65537,
+    static const size_t sizes[] = {0,       1,      65000,   65537,
                                    1048579, 100000, 8 << 20, 2};
-    struct hw_stream s = {.seed = 61, .count = 8, .fixed = sizes,
-                          .nfixed = 8, .tag = -1};
+    struct hw_stream s = {
+        .seed = 61, .count = 8, .fixed = sizes, .nfixed = 8, .tag = -1};
     struct hw_rx_plan rx = {.streams = &s, .nstreams = 1};
     struct hw_tx_plan tx = {.stream = &s, .mode = HW_BLOCKING};
     double t = hw_transfer(&rx, &tx, 1, 25000);
@@ -40,24 +40,29 @@ static void check_clean(void)
 static void check_faulty(void)
 {
     static const size_t sizes[] = {200000, 0, 70001, 1, 300000, 150000};
-    struct hw_stream s = {.seed = 62, .count = 12, .min = 1, .max = 100000,
-                          .fixed = sizes, .nfixed = 6, .tag = -1};
-    struct hw_rx_plan rx = {.faults = FAULTY ",seed=621", .streams = &s,
-                            .nstreams = 1};
-    struct hw_tx_plan tx = {.faults = FAULTY ",seed=622", .stream = &s,
-                            .mode = HW_BLOCKING};
+    struct hw_stream s = {.seed = 62,
+                          .count = 12,
+                          .min = 1,
+                          .max = 100000,
+                          .fixed = sizes,
+                          .nfixed = 6,
+                          .tag = -1};
+    struct hw_rx_plan rx = {
+        .faults = FAULTY ",seed=621", .streams = &s, .nstreams = 1};
+    struct hw_tx_plan tx = {
+        .faults = FAULTY ",seed=622", .stream = &s, .mode = HW_BLOCKING};
     double t = hw_transfer(&rx, &tx, 1, 25000);
     hw_detail("%.2f MiB in %.1f s", hw_stream_bytes(&s) / 1048576.0, t);
 }
 
 static void check_damage(void)
 {
-    struct hw_stream s = {.seed = 63, .count = 100, .min = 1, .max = 2000,
-                          .tag = -1};
-    struct hw_rx_plan rx = {.faults = "corrupt=0.1,seed=631", .streams = &s,
-                            .nstreams = 1};
-    struct hw_tx_plan tx = {.faults = "corrupt=0.1,seed=632", .stream = &s,
-                            .mode = HW_BLOCKING};
+    struct hw_stream s = {
+        .seed = 63, .count = 100, .min = 1, .max = 2000, .tag = -1};
+    struct hw_rx_plan rx = {
+        .faults = "corrupt=0.1,seed=631", .streams = &s, .nstreams = 1};
+    struct hw_tx_plan tx = {
+        .faults = "corrupt=0.1,seed=632", .stream = &s, .mode = HW_BLOCKING};
     double t = hw_transfer(&rx, &tx, 1, 20000);
     hw_detail("%d messages in %.1f s", s.count, t);
 }
@@ -86,8 +91,7 @@ int main(void)
     hw_begin("q4: messages of any size");
     hw_check("0 bytes to 8 MiB on a clean network, whole and in order", 30,
              check_clean);
-    hw_check("1 MiB in 12 messages over " FAULTY ", intact", 30,
-             check_faulty);
+    hw_check("1 MiB in 12 messages over " FAULTY ", intact", 30, check_faulty);
     hw_check("100 messages over corrupt=0.1 arrive undamaged", 25,
              check_damage);
     hw_check("a message larger than COMM_MSG_MAX is refused", 10,

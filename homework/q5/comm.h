@@ -78,7 +78,7 @@ int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
  * must free() in *msg with its length in *len (*msg may be NULL when *len
  * is 0).  Returns -ETIMEDOUT when no whole message arrived in time.  The
  * wait sleeps. */
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms);
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms);
 
 #endif /* COMM_H */

@@ -24,8 +24,8 @@
 #include "drive.h"
 #include "harness.h"
 
-#define DELAY  "delay=5ms"
-#define FAULTY "drop=0.03,dup=0.03,reorder=0.1,corrupt=0.01"
+#define DELAY   "delay=5ms"
+#define FAULTY  "drop=0.03,dup=0.03,reorder=0.1,corrupt=0.01"
 #define SPEEDUP 3.0
 
 /* ------------------------------------------------------------------------ */
@@ -33,9 +33,8 @@
 /* ------------------------------------------------------------------------ */
 
 static const size_t two_sizes[] = {256 << 10, 256 << 10};
-static const struct hw_stream two = {.seed = 71, .count = 2,
-                                     .fixed = two_sizes, .nfixed = 2,
-                                     .tag = -1};
+static const struct hw_stream two = {
+    .seed = 71, .count = 2, .fixed = two_sizes, .nfixed = 2, .tag = -1};
 
 /* Sends message 0 with window 1 and message 1 with window 8; reports the
  * time of each. */
@@ -60,8 +59,7 @@ static void timed_sender(struct hw_proc *self, void *arg)
         t[i] = hw_now() - t0;
         free(m);
         if (rc < 0)
-            hw_fail("comm_send with a window of %d returned %d", window[i],
-                    rc);
+            hw_fail("comm_send with a window of %d returned %d", window[i], rc);
     }
     hw_say(self, "times %.6f %.6f", t[0], t[1]);
     comm_close(c);
@@ -69,8 +67,8 @@ static void timed_sender(struct hw_proc *self, void *arg)
 
 static void check_speedup(void)
 {
-    struct hw_rx_plan rx = {.faults = DELAY ",seed=711", .streams = &two,
-                            .nstreams = 1};
+    struct hw_rx_plan rx = {
+        .faults = DELAY ",seed=711", .streams = &two, .nstreams = 1};
     struct hw_proc r, s;
     int port = hw_receiver_start(&r, &rx);
     hw_spawn(&s, timed_sender, &port);
@@ -99,12 +97,12 @@ static void check_speedup(void)
 static void check_faulty(void)
 {
     static const size_t sizes[] = {1 << 20, 0, 3, 2 << 20, 100000, 1};
-    struct hw_stream s = {.seed = 72, .count = 6, .fixed = sizes,
-                          .nfixed = 6, .tag = -1};
-    struct hw_rx_plan rx = {.faults = FAULTY ",seed=721", .streams = &s,
-                            .nstreams = 1};
-    struct hw_tx_plan tx = {.faults = FAULTY ",seed=722", .stream = &s,
-                            .mode = HW_BLOCKING};
+    struct hw_stream s = {
+        .seed = 72, .count = 6, .fixed = sizes, .nfixed = 6, .tag = -1};
+    struct hw_rx_plan rx = {
+        .faults = FAULTY ",seed=721", .streams = &s, .nstreams = 1};
+    struct hw_tx_plan tx = {
+        .faults = FAULTY ",seed=722", .stream = &s, .mode = HW_BLOCKING};
     double t = hw_transfer(&rx, &tx, 1, 25000);
     hw_detail("%.1f MiB in %.1f s", hw_stream_bytes(&s) / 1048576.0, t);
 }
@@ -112,12 +110,14 @@ static void check_faulty(void)
 static void check_reorder(void)
 {
     static const size_t sizes[] = {4 << 20, 10};
-    struct hw_stream s = {.seed = 73, .count = 2, .fixed = sizes,
-                          .nfixed = 2, .tag = -1};
-    struct hw_rx_plan rx = {.faults = "reorder=0.3,seed=731", .streams = &s,
-                            .nstreams = 1};
+    struct hw_stream s = {
+        .seed = 73, .count = 2, .fixed = sizes, .nfixed = 2, .tag = -1};
+    struct hw_rx_plan rx = {
+        .faults = "reorder=0.3,seed=731", .streams = &s, .nstreams = 1};
     struct hw_tx_plan tx = {.faults = "reorder=0.3,dup=0.05,seed=732",
-                            .stream = &s, .mode = HW_BLOCKING, .window = 32};
+                            .stream = &s,
+                            .mode = HW_BLOCKING,
+                            .window = 32};
     double t = hw_transfer(&rx, &tx, 1, 20000);
     hw_detail("4 MiB in %.2f s", t);
 }

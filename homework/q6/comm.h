@@ -103,7 +103,7 @@ int comm_wait_all(struct comm *c, int timeout_ms);
  * must free() in *msg with its length in *len (*msg may be NULL when *len
  * is 0).  Returns -ETIMEDOUT when no whole message arrived in time.  The
  * wait sleeps. */
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms);
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms);
 
 #endif /* COMM_H */

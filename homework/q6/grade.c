@@ -71,12 +71,17 @@ static void send_range(struct comm *c, const struct sockaddr_in *dst,
 static void check_faulty(void)
 {
     static const size_t sizes[] = {0, 200000, 1, 65537, 150000};
-    struct hw_stream s = {.seed = 81, .count = 500, .min = 1, .max = 20000,
-                          .fixed = sizes, .nfixed = 5, .tag = -1};
-    struct hw_rx_plan rx = {.faults = FAULTY ",seed=811", .streams = &s,
-                            .nstreams = 1};
-    struct hw_tx_plan tx = {.faults = FAULTY ",seed=812", .stream = &s,
-                            .mode = HW_ASYNC};
+    struct hw_stream s = {.seed = 81,
+                          .count = 500,
+                          .min = 1,
+                          .max = 20000,
+                          .fixed = sizes,
+                          .nfixed = 5,
+                          .tag = -1};
+    struct hw_rx_plan rx = {
+        .faults = FAULTY ",seed=811", .streams = &s, .nstreams = 1};
+    struct hw_tx_plan tx = {
+        .faults = FAULTY ",seed=812", .stream = &s, .mode = HW_ASYNC};
     double t = hw_transfer(&rx, &tx, 1, 25000);
     hw_detail("%d messages, %.1f MiB in %.1f s", s.count,
               hw_stream_bytes(&s) / 1048576.0, t);
@@ -88,8 +93,8 @@ static void check_two_senders(void)
         {.seed = 84, .count = 200, .min = 1, .max = 5000, .tag = 0},
         {.seed = 85, .count = 200, .min = 1, .max = 5000, .tag = 1},
     };
-    struct hw_rx_plan rx = {.faults = "drop=0.05,seed=841", .streams = s,
-                            .nstreams = 2};
+    struct hw_rx_plan rx = {
+        .faults = "drop=0.05,seed=841", .streams = s, .nstreams = 2};
     struct hw_tx_plan tx[2] = {
         {.faults = "drop=0.05,seed=842", .stream = &s[0], .mode = HW_ASYNC},
         {.faults = "drop=0.05,seed=843", .stream = &s[1], .mode = HW_ASYNC},
@@ -102,8 +107,8 @@ static void check_two_senders(void)
 /* 2: many in flight                                                         */
 /* ------------------------------------------------------------------------ */
 
-static const struct hw_stream small = {.seed = 82, .count = 201, .min = 100,
-                                       .max = 300, .tag = -1};
+static const struct hw_stream small = {
+    .seed = 82, .count = 201, .min = 100, .max = 300, .tag = -1};
 
 /* One comm_send (a round trip), then 200 messages asynchronously. */
 static void flight_sender(struct hw_proc *self, void *arg)
@@ -128,8 +133,8 @@ static void flight_sender(struct hw_proc *self, void *arg)
 
 static void check_in_flight(void)
 {
-    struct hw_rx_plan rx = {.faults = DELAY ",seed=821", .streams = &small,
-                            .nstreams = 1};
+    struct hw_rx_plan rx = {
+        .faults = DELAY ",seed=821", .streams = &small, .nstreams = 1};
     struct hw_proc r, s;
     int port = hw_receiver_start(&r, &rx);
     hw_spawn(&s, flight_sender, &port);
@@ -155,8 +160,8 @@ static void check_in_flight(void)
 /* 3: waiting for all                                                        */
 /* ------------------------------------------------------------------------ */
 
-static const struct hw_stream twenty = {.seed = 83, .count = 20, .min = 1,
-                                        .max = 3000, .tag = -1};
+static const struct hw_stream twenty = {
+    .seed = 83, .count = 20, .min = 1, .max = 3000, .tag = -1};
 
 static void waiting_sender(struct hw_proc *self, void *arg)
 {
@@ -193,8 +198,8 @@ static void check_wait_all(void)
               "comm_send_async of 20 messages and comm_wait_all(..., 1000)");
     int rc0, rc1;
     double w0, w1, cpu;
-    if (sscanf(line, "waited %d %lf %d %lf %lf", &rc0, &w0, &rc1, &w1,
-               &cpu) != 5)
+    if (sscanf(line, "waited %d %lf %d %lf %lf", &rc0, &w0, &rc1, &w1, &cpu) !=
+        5)
         hw_fail("the sender said %s", line);
     if (rc0 != 0 || w0 > 0.2)
         hw_fail("with nothing sent, comm_wait_all returned %d after %.2f s: "
@@ -230,8 +235,8 @@ int main(void)
     hw_check("500 asynchronous messages over " FAULTY
              " arrive once each, in order",
              30, check_faulty);
-    hw_check("over " DELAY " each way, many messages are in flight at once",
-             25, check_in_flight);
+    hw_check("over " DELAY " each way, many messages are in flight at once", 25,
+             check_in_flight);
     hw_check("comm_wait_all waits, sleeping, for every acknowledgment", 30,
              check_wait_all);
     hw_check("two asynchronous senders at once, each in order", 25,

@@ -20,8 +20,8 @@
 
 /* Everything the library keeps for one endpoint. */
 struct comm {
-    int fd;                  /* the UDP socket */
-    char buf[DATAGRAM_MAX];  /* where datagrams land before being copied */
+    int fd;                 /* the UDP socket */
+    char buf[DATAGRAM_MAX]; /* where datagrams land before being copied */
 };
 
 int comm_open(int port, struct comm **out)
@@ -73,8 +73,8 @@ int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
     return 0;
 }
 
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms)
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms)
 {
     if (c == NULL || msg == NULL || len == NULL)
         return -EINVAL;

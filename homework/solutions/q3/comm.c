@@ -107,8 +107,8 @@ static void put_u32(unsigned char *p, uint32_t v)
 
 static uint32_t get_u32(const unsigned char *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
 static int same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
@@ -129,8 +129,7 @@ static uint32_t random_instance(void)
     return v;
 }
 
-static void header(unsigned char *p, int kind, uint32_t instance,
-                   uint32_t seq)
+static void header(unsigned char *p, int kind, uint32_t instance, uint32_t seq)
 {
     p[0] = (unsigned char)kind;
     p[1] = VERSION;
@@ -143,9 +142,8 @@ static void header(unsigned char *p, int kind, uint32_t instance,
 /* Receiving: acknowledge everything, deliver each message once              */
 /* ------------------------------------------------------------------------ */
 
-static struct inbound *find_inbound(struct comm *c,
-                                    const struct sockaddr_in *from,
-                                    uint32_t instance)
+static struct inbound *
+find_inbound(struct comm *c, const struct sockaddr_in *from, uint32_t instance)
 {
     for (struct inbound *in = c->ins; in != NULL; in = in->next)
         if (in->instance == instance && same_addr(&in->addr, from))
@@ -210,8 +208,8 @@ static void on_data(struct comm *c, struct sockaddr_in *from, uint32_t inst,
 /* Waits until the deadline (-1: none) for one datagram and handles it.
  * Returns 1 when it was the acknowledgment of (to, seq), 0 for anything
  * else, -ETIMEDOUT when the deadline passed, or another -errno. */
-static int pump(struct comm *c, int64_t deadline,
-                const struct sockaddr_in *to, uint32_t seq)
+static int pump(struct comm *c, int64_t deadline, const struct sockaddr_in *to,
+                uint32_t seq)
 {
     int wait = -1;
     if (deadline >= 0) {
@@ -219,8 +217,7 @@ static int pump(struct comm *c, int64_t deadline,
         wait = left > 0 ? (int)left : 0;
     }
     struct sockaddr_in from;
-    int n = UDP_ReadTimeout(c->fd, &from, (char *)c->buf, sizeof(c->buf),
-                            wait);
+    int n = UDP_ReadTimeout(c->fd, &from, (char *)c->buf, sizeof(c->buf), wait);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     if (n < HEADER || c->buf[1] != VERSION)
@@ -291,8 +288,8 @@ int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
 /* The rest of the interface                                                 */
 /* ------------------------------------------------------------------------ */
 
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms)
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms)
 {
     if (c == NULL || msg == NULL || len == NULL)
         return -EINVAL;

@@ -127,8 +127,8 @@ static void put_u32(unsigned char *p, uint32_t v)
 
 static uint32_t get_u32(const unsigned char *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
 static int same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
@@ -158,8 +158,8 @@ static uint32_t crc32(const unsigned char *p, size_t n)
 }
 
 /* Writes a header (CRC 0 for now) into p. */
-static void header(unsigned char *p, int kind, uint32_t instance,
-                   uint32_t seq, uint32_t msg_len, uint32_t offset)
+static void header(unsigned char *p, int kind, uint32_t instance, uint32_t seq,
+                   uint32_t msg_len, uint32_t offset)
 {
     p[0] = (unsigned char)kind;
     p[1] = VERSION;
@@ -213,9 +213,8 @@ static uint32_t random_instance(void)
 /* Receiving: acknowledge, reassemble, deliver each message once             */
 /* ------------------------------------------------------------------------ */
 
-static struct inbound *find_inbound(struct comm *c,
-                                    const struct sockaddr_in *from,
-                                    uint32_t instance)
+static struct inbound *
+find_inbound(struct comm *c, const struct sockaddr_in *from, uint32_t instance)
 {
     for (struct inbound *in = c->ins; in != NULL; in = in->next)
         if (in->instance == instance && same_addr(&in->addr, from))
@@ -265,8 +264,8 @@ static int take(struct comm *c, struct inbound *in, const struct dgram *d)
         in->msg_len = d->msg_len;
         in->have = 0;
     }
-    if (in->msg == NULL || d->offset != in->have ||
-        d->msg_len != in->msg_len || d->len > in->msg_len - in->have)
+    if (in->msg == NULL || d->offset != in->have || d->msg_len != in->msg_len ||
+        d->len > in->msg_len - in->have)
         return -1;
     memcpy(in->msg + in->have, d->data, d->len);
     in->have += (uint32_t)d->len;
@@ -303,8 +302,8 @@ static void on_data(struct comm *c, struct sockaddr_in *from,
 /* Waits until the deadline (-1: none) for one datagram and handles it.
  * Returns 1 when it was the acknowledgment of (to, seq), 0 for anything
  * else, -ETIMEDOUT when the deadline passed, or another -errno. */
-static int pump(struct comm *c, int64_t deadline,
-                const struct sockaddr_in *to, uint32_t seq)
+static int pump(struct comm *c, int64_t deadline, const struct sockaddr_in *to,
+                uint32_t seq)
 {
     int wait = -1;
     if (deadline >= 0) {
@@ -312,8 +311,7 @@ static int pump(struct comm *c, int64_t deadline,
         wait = left > 0 ? (int)left : 0;
     }
     struct sockaddr_in from;
-    int n = UDP_ReadTimeout(c->fd, &from, (char *)c->buf, sizeof(c->buf),
-                            wait);
+    int n = UDP_ReadTimeout(c->fd, &from, (char *)c->buf, sizeof(c->buf), wait);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     struct dgram d;
@@ -397,8 +395,8 @@ int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
 /* The rest of the interface                                                 */
 /* ------------------------------------------------------------------------ */
 
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms)
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms)
 {
     if (c == NULL || msg == NULL || len == NULL)
         return -EINVAL;

@@ -71,11 +71,11 @@
 #define KIND_ACK       2
 #define VERSION        3
 #define WINDOW_DEFAULT 32
-#define WINDOW_MAX     256        /* fragments; the reorder buffer too */
-#define RTO_INITIAL_US 100000     /* before the first round trip */
+#define WINDOW_MAX     256    /* fragments; the reorder buffer too */
+#define RTO_INITIAL_US 100000 /* before the first round trip */
 #define RTO_MIN_US     20000
 #define RTO_MAX_US     1000000
-#define SOCKET_BUFFER  (2 << 20)   /* a window's burst must fit in it */
+#define SOCKET_BUFFER  (2 << 20) /* a window's burst must fit in it */
 
 _Static_assert(FRAGMENT <= COMM_FRAGMENT_MAX, "fragments too large");
 
@@ -94,8 +94,8 @@ struct message {
 struct frag {
     struct message *m;
     uint32_t off, len;
-    int last;        /* the message's last fragment */
-    int tries;       /* times sent */
+    int last;  /* the message's last fragment */
+    int tries; /* times sent */
     int acked;
     int64_t sent_us; /* when last sent */
     int64_t due_us;  /* when to send it again */
@@ -179,8 +179,8 @@ static void put_u32(unsigned char *p, uint32_t v)
 
 static uint32_t get_u32(const unsigned char *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
 static int same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
@@ -207,8 +207,8 @@ static uint32_t crc32(const unsigned char *p, size_t n)
     return crc ^ 0xFFFFFFFFu;
 }
 
-static void header(unsigned char *p, int kind, uint32_t instance,
-                   uint32_t seq, uint32_t msg_len, uint32_t offset)
+static void header(unsigned char *p, int kind, uint32_t instance, uint32_t seq,
+                   uint32_t msg_len, uint32_t offset)
 {
     p[0] = (unsigned char)kind;
     p[1] = VERSION;
@@ -264,9 +264,8 @@ static uint32_t random_instance(void)
 /* Receive window: reorder buffer, reassembly, in-order delivery             */
 /* ------------------------------------------------------------------------ */
 
-static struct inbound *find_inbound(struct comm *c,
-                                    const struct sockaddr_in *from,
-                                    uint32_t instance)
+static struct inbound *
+find_inbound(struct comm *c, const struct sockaddr_in *from, uint32_t instance)
 {
     for (struct inbound *in = c->ins; in != NULL; in = in->next)
         if (in->instance == instance && same_addr(&in->addr, from))
@@ -396,8 +395,7 @@ static struct frag *frag_at(struct outbound *o, size_t i)
 }
 
 static struct outbound *find_outbound(struct comm *c,
-                                      const struct sockaddr_in *to,
-                                      int create)
+                                      const struct sockaddr_in *to, int create)
 {
     for (struct outbound *o = c->outs; o != NULL; o = o->next)
         if (same_addr(&o->addr, to))
@@ -453,16 +451,16 @@ static int enqueue(struct comm *c, const struct sockaddr_in *to,
     }
     if (len > 0)
         memcpy(copy, msg, len);
-    *m = (struct message){.data = copy, .len = (uint32_t)len,
-                          .ordinal = ++o->queued};
+    *m = (struct message){
+        .data = copy, .len = (uint32_t)len, .ordinal = ++o->queued};
     for (size_t i = 0; i < nfrags; i++) {
         struct frag *f = frag_at(o, o->count++);
         size_t off = i * FRAGMENT;
-        *f = (struct frag){.m = m, .off = (uint32_t)off,
-                           .len = (uint32_t)(len - off < FRAGMENT
-                                                 ? len - off
-                                                 : FRAGMENT),
-                           .last = i + 1 == nfrags};
+        *f = (struct frag){
+            .m = m,
+            .off = (uint32_t)off,
+            .len = (uint32_t)(len - off < FRAGMENT ? len - off : FRAGMENT),
+            .last = i + 1 == nfrags};
     }
     *op = o;
     *ordinal = m->ordinal;
@@ -470,8 +468,7 @@ static int enqueue(struct comm *c, const struct sockaddr_in *to,
 }
 
 /* Sends fragment i of o (sequence number una + i) and sets its timer. */
-static void transmit(struct comm *c, struct outbound *o, size_t i,
-                     int64_t now)
+static void transmit(struct comm *c, struct outbound *o, size_t i, int64_t now)
 {
     struct frag *f = frag_at(o, i);
     header(c->dg, KIND_DATA, c->instance, o->una + (uint32_t)i, f->m->len,
@@ -517,7 +514,7 @@ static void rtt_sample(struct outbound *o, int64_t r)
         o->srtt_us = (7 * o->srtt_us + r) / 8;
     }
     int64_t rto = o->srtt_us + 4 * o->rttvar_us;
-    o->rto_us = rto < RTO_MIN_US ? RTO_MIN_US
+    o->rto_us = rto < RTO_MIN_US   ? RTO_MIN_US
                 : rto > RTO_MAX_US ? RTO_MAX_US
                                    : rto;
 }
@@ -572,10 +569,11 @@ static int pump(struct comm *c, int64_t deadline)
     int64_t until = run_timers(c, now);
     if (deadline >= 0 && (until < 0 || deadline < until))
         until = deadline;
-    int wait = until < 0 ? -1 : until <= now ? 0 : (int)((until - now + 999) / 1000);
+    int wait = until < 0      ? -1
+               : until <= now ? 0
+                              : (int)((until - now + 999) / 1000);
     struct sockaddr_in from;
-    int n = UDP_ReadTimeout(c->fd, &from, (char *)c->buf, sizeof(c->buf),
-                            wait);
+    int n = UDP_ReadTimeout(c->fd, &from, (char *)c->buf, sizeof(c->buf), wait);
     if (n < 0) {
         if (errno != ETIMEDOUT && errno != EINTR)
             return -errno;
@@ -614,8 +612,8 @@ int comm_set_window(struct comm *c, int fragments)
     return 0;
 }
 
-int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg,
-              size_t *len, int timeout_ms)
+int comm_recv(struct comm *c, struct sockaddr_in *from, void **msg, size_t *len,
+              int timeout_ms)
 {
     if (c == NULL || msg == NULL || len == NULL)
         return -EINVAL;
