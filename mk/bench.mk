@@ -15,7 +15,7 @@
 RPERF      = $(BUILD)/tools/rperf
 RPERF_SRCS = tools/rperf/main.c tools/rperf/opts.c tools/rperf/util.c \
              tools/rperf/net.c tools/rperf/server.c tools/rperf/client.c \
-             tools/rperf/report.c
+             tools/rperf/report.c tools/rperf/rpc.c
 RPERF_OBJS = $(RPERF_SRCS:tools/rperf/%.c=$(BUILD)/tools/rperf-parts/%.o)
 
 $(RPERF): $(RPERF_OBJS) $(STATIC)

@@ -591,6 +591,7 @@ static const client_fn client_fns[T_COUNT][2] = {
     [T_RMSG] = {client_rmsg_bw, client_rmsg_lat},
     [T_RMSG_ASYNC] = {client_rmsg_bw, client_rmsg_lat},
     [T_TCP] = {client_tcp_bw, client_tcp_lat},
+    [T_RPC] = {client_rpc, client_rpc},
 };
 
 /* ------------------------------------------------------------------------ */
@@ -611,6 +612,9 @@ static void parse_result(const char *line, struct sresult *r)
     kv_u64(line, "cpu_us", &r->cpu_us);
     kv_u64(line, "retrans", &r->retrans);
     kv_u64(line, "dgrams", &r->dgrams);
+    kv_u64(line, "cached", &r->cached);
+    uint64_t tstats;
+    r->has_retrans = kv_u64(line, "tstats", &tstats) != 0 || tstats != 0;
     kv_get(line, "why", r->why, sizeof(r->why));
 }
 
@@ -710,6 +714,8 @@ static void compute_figures(struct ctest *t, const struct sresult *r)
         raw_bw_figures(t, r);
     else
         ordered_bw_figures(t, r);
+    if (t->pl->tr == T_RPC)
+        rpc_figures(t, r);
     double cpu = f->cpu_client + f->cpu_server;
     if (t->pl->mode == M_BW && f->bytes > 0)
         f->cpu_per_gb = cpu / (f->bytes / 1e9);
@@ -731,10 +737,10 @@ static int request_test(struct ctest *t)
     char line[LINE_BYTES], why[200] = "";
     int r = ctl_send(c,
                      "test transport=%s mode=%s size=%" PRIu64 " total=%" PRIu64
-                     " datagram=%u batch=%d seed=%" PRIu64,
+                     " datagram=%u batch=%d clients=%d seed=%" PRIu64,
                      transport_names[pl->tr], pl->mode == M_BW ? "bw" : "lat",
                      pl->size, pl->mode == M_BW ? pl->total : 0,
-                     (unsigned)pl->datagram, pl->batch, t->seed);
+                     (unsigned)pl->datagram, pl->batch, pl->clients, t->seed);
     if (r == 0)
         r = ctl_read(c, line, sizeof(line), REPLY_MS);
     if (r <= 0) {

@@ -64,6 +64,7 @@ static void make_plans(const struct opts *o, struct plan *pl, struct plan *bp)
     pl->datagram = o->datagram;
     pl->batch = o->batch;
     pl->progress = !o->quiet && isatty(STDERR_FILENO);
+    pl->clients = o->clients;
     pl->label = transport_names[o->tr];
     int limited = o->mode == M_BW ? o->total_set : o->count_set;
     if (o->mode == M_BW)
@@ -75,6 +76,10 @@ static void make_plans(const struct opts *o, struct plan *pl, struct plan *bp)
     *bp = *pl;
     bp->tr = T_UDP;
     bp->batch = 0;
+    bp->clients = 1;
+    /* A null call's baseline is the smallest datagram that carries data. */
+    if (bp->size == 0)
+        bp->size = 1;
     bp->label = "udp baseline";
     bp->time_is_cap = 0;
     if (bp->seconds == 0 || bp->seconds > BASELINE_CAP_S)
@@ -111,7 +116,7 @@ static int client_main(const struct opts *o)
     if (why[0])
         fprintf(stderr, "rperf: %s\n", why);
     if (o->json)
-        print_json(o, &pl, runs, n, has_base, why);
+        print_json(o, &pl, &bp, runs, n, has_base, why);
     else if (n > 0)
         print_summary(o, &pl, &bp, runs, n, has_base);
     fflush(stdout);

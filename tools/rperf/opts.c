@@ -22,10 +22,10 @@ static void usage(FILE *f)
 "usage: rperf -s [-p PORT] [--once]\n"
 "       rperf -c HOST [-p PORT] [-T TRANSPORT] [--bw | --lat] [options]\n"
 "\n"
-"Measures rmsg (reliable messages over UDP) next to raw UDP and TCP on the\n"
-"same path: one-way bulk goodput, or round-trip latency percentiles.  Data\n"
-"is verified end to end; a run that loses, duplicates, reorders or corrupts\n"
-"a message of a reliable transport fails.\n"
+"Measures rmsg (reliable messages over UDP) and rpc next to raw UDP and TCP\n"
+"on the same path: one-way bulk goodput, or round-trip latency percentiles.\n"
+"Data is verified end to end; a run that loses, duplicates, reorders or\n"
+"corrupts a message of a reliable transport, or runs a call twice, fails.\n"
 "\n"
 "Server:\n"
 "  -s, --server           serve tests, one client at a time, until killed;\n"
@@ -42,10 +42,12 @@ static void usage(FILE *f)
 "                         rmsg-async  rmsg_send_async pipelined, rmsg_flush\n"
 "                                     at the end (the default)\n"
 "                         tcp         a plain TCP stream\n"
-"                         (rpc is planned)\n"
+"                         rpc         rpc_call: --lat null calls (or -l SIZE\n"
+"                                     echoed), --bw calls carrying SIZE\n"
 "      --bw               one-way bulk transfer (default)\n"
 "      --lat              ping-pong: round-trip percentiles from a histogram\n"
-"  -l, --size SIZE        message size (bw: 1M, lat: 64; 1 byte to 1G)\n"
+"  -l, --size SIZE        message size (bw: 1M, lat: 64, rpc lat: 0; 1 byte\n"
+"                         to 1G; 0 only for rpc round trips)\n"
 "  -n, --bytes TOTAL      bw: bytes to send (default 256M)\n"
 "  -N, --count COUNT      lat: round trips (default 10000)\n"
 "  -t, --time SECONDS     run this long (with -n/-N: whichever ends first);\n"
@@ -53,6 +55,8 @@ static void usage(FILE *f)
 "  -D, --datagram BYTES   UDP datagram size for udp and rmsg (default %d,\n"
 "                         %d..%d; 65000 suits loopback); the client sends it\n"
 "                         to the server with each test\n"
+"  -P, --parallel N       rpc: N clients, a thread and an rpc_client each,\n"
+"                         sharing the count or total (default 1, up to %d)\n"
 "  -r, --repeats N        run N times; report medians and [min .. max]\n"
 "      --batch            udp: send with UDP_SendMany (sendmmsg)\n"
 "      --no-baseline      skip the raw UDP run on the same path that\n"
@@ -67,12 +71,15 @@ static void usage(FILE *f)
 "  rperf -c 127.0.0.1                         256 MiB of rmsg-async vs UDP\n"
 "  rperf -c ::1 -T rmsg --lat -N 100000       64-byte round trips\n"
 "  rperf -c host -T tcp -l 64M -n 1G          TCP bulk baseline\n"
+"  rperf -c host -T rpc --lat -N 50000        null calls vs raw UDP\n"
+"  rperf -c host -T rpc --lat -P 8 -t 5       calls per second, 8 clients\n"
+"  rperf -c host -T rpc -l 64K -n 256M -P 4   rpc bulk: 64 KiB per call\n"
 "  rperf -c host -T udp --batch -D 65000 -t 5 raw UDP with sendmmsg\n"
 "  UDP_FAULTS=drop=0.05 rperf -c host -T rmsg-async -D 65000 --json\n"
 "\n"
 "Exit status: 0 success, 1 failure (no server, data not intact), 2 usage.\n",
             PORT_DEFAULT, PORT_DEFAULT, TIME_CAP_S, RMSG_DATAGRAM_DEFAULT,
-            DGRAM_MIN, DGRAM_MAX, PORT_DEFAULT);
+            DGRAM_MIN, DGRAM_MAX, CLIENTS_MAX, PORT_DEFAULT);
 }
 /* clang-format on */
 
@@ -160,7 +167,9 @@ static enum transport_id arg_transport(const char *s)
     for (int i = 0; i < T_COUNT; i++)
         if (strcmp(s, transport_names[i]) == 0)
             return (enum transport_id)i;
-    bad_usage("unknown transport '%s': choose udp, rmsg, rmsg-async or tcp", s);
+    bad_usage("unknown transport '%s': choose udp, rmsg, rmsg-async, tcp or"
+              " rpc",
+              s);
     return T_UDP;
 }
 
@@ -178,6 +187,7 @@ enum opt_id {
     O_TIME,
     O_DGRAM,
     O_REPEATS,
+    O_PARALLEL,
     O_BATCH,
     O_NOBASE,
     O_JSON,
@@ -205,6 +215,7 @@ static const struct optdef {
     {'t', "time", 1, 1, O_TIME},
     {'D', "datagram", 1, 1, O_DGRAM},
     {'r', "repeats", 1, 1, O_REPEATS},
+    {'P', "parallel", 1, 1, O_PARALLEL},
     {0, "batch", 0, 1, O_BATCH},
     {0, "no-baseline", 0, 1, O_NOBASE},
     {0, "json", 0, 1, O_JSON},
@@ -263,7 +274,7 @@ static void apply_opt(struct opts *o, enum opt_id id, const char *opt,
         o->mode = M_LAT;
         break;
     case O_SIZE:
-        o->size = arg_size(opt, v, 1, SIZE_MAX_BYTES);
+        o->size = arg_size(opt, v, 0, SIZE_MAX_BYTES);
         o->size_set = 1;
         break;
     case O_TOTAL:
@@ -280,6 +291,9 @@ static void apply_opt(struct opts *o, enum opt_id id, const char *opt,
         break;
     case O_DGRAM:
         o->datagram = (uint32_t)arg_int(opt, v, DGRAM_MIN, DGRAM_MAX);
+        break;
+    case O_PARALLEL:
+        o->clients = (int)arg_int(opt, v, 1, CLIENTS_MAX);
         break;
     case O_REPEATS:
         o->repeats = (int)arg_int(opt, v, 1, REPEATS_MAX);
@@ -318,9 +332,11 @@ static void check_opts(struct opts *o)
         bad_usage("--once is a server option");
     if (o->port == 0)
         bad_usage("-p: the client needs the server's port (1..65535)");
-    if (o->tr == T_RPC)
-        bad_usage("transport 'rpc' is planned but not built yet: choose udp,"
-                  " rmsg, rmsg-async or tcp");
+    if (o->size == 0 && !(o->tr == T_RPC && o->mode == M_LAT))
+        bad_usage("-l 0: only an rpc round trip may be empty (-T rpc --lat,"
+                  " the null call); other messages have 1 byte or more");
+    if (o->clients > 1 && o->tr != T_RPC)
+        bad_usage("-P applies to -T rpc (parallel clients)");
     if (o->mode == M_LAT && o->total_set)
         bad_usage("-n counts bytes of a --bw test; --lat counts round trips"
                   " with -N");
@@ -339,6 +355,7 @@ void parse_args(int argc, char **argv, struct opts *o)
     o->datagram = RMSG_DATAGRAM_DEFAULT;
     o->repeats = 1;
     o->baseline = 1;
+    o->clients = 1;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *v;
         const struct optdef *d = arg[0] == '-' ? find_opt(arg, &v) : NULL;
@@ -354,6 +371,8 @@ void parse_args(int argc, char **argv, struct opts *o)
         apply_opt(o, d->id, arg, v);
     }
     if (!o->size_set)
-        o->size = o->mode == M_BW ? BW_SIZE_DEFAULT : LAT_SIZE_DEFAULT;
+        o->size = o->mode == M_BW  ? BW_SIZE_DEFAULT
+                  : o->tr == T_RPC ? RPC_LAT_SIZE_DEFAULT
+                                   : LAT_SIZE_DEFAULT;
     check_opts(o);
 }

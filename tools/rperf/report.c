@@ -44,6 +44,7 @@ const struct figdef figdefs[] = {
     {"cpu_server_s", offsetof(struct figures, cpu_server)},
     {"cpu_s_per_gb", offsetof(struct figures, cpu_per_gb)},
     {"cpu_us_per_round_trip", offsetof(struct figures, cpu_us_per_rtt)},
+    {"rpc_cached_replies", offsetof(struct figures, cached)},
 };
 const size_t nfigs = sizeof(figdefs) / sizeof(figdefs[0]);
 
@@ -81,13 +82,34 @@ double ratio_of(enum mode mode, const struct figures *test,
     return mode == M_BW ? test->rate / base->rate : test->p50 / base->p50;
 }
 
-/* The library's promise for rmsg: RTT <= 1.10x raw UDP, bulk goodput >=
- * 1.0x the raw one-sendto rate.  Returns 1 kept, -1 missed, 0 n/a. */
+/* True for the test the rpc layer makes a promise about: one client's
+ * calls, one after another, measured against raw UDP round trips. */
+static int rpc_promised(const struct plan *pl)
+{
+    return pl->tr == T_RPC && pl->mode == M_LAT && pl->clients == 1;
+}
+
+/* The library's promises: rmsg RTT <= 1.10x raw UDP and bulk goodput >=
+ * 1.0x the raw one-sendto rate; an rpc call (one client) <= 1.10x a raw
+ * UDP round trip.  Returns 1 kept, -1 missed, 0 n/a. */
 static int promise_kept(const struct plan *pl, double ratio)
 {
-    if (!is_rmsg(pl->tr) || !isfinite(ratio))
+    if (!(is_rmsg(pl->tr) || rpc_promised(pl)) || !isfinite(ratio))
         return 0;
     return (pl->mode == M_BW ? ratio >= 1.0 : ratio <= 1.10) ? 1 : -1;
+}
+
+/* The rpc layer's aim of about two datagrams per call (request and reply,
+ * the acknowledgments riding on them) holds when a call and its reply each
+ * fit in a datagram; 2.5 leaves room for the acknowledgment a pause makes
+ * rmsg send alone.  Returns 1 kept, -1 missed, 0 n/a. */
+#define RPC_HEADROOM 96 /* rmsg and rpc headers, generously */
+static int dgrams_kept(const struct plan *pl, const struct figures *f)
+{
+    if (pl->tr != T_RPC || pl->mode != M_LAT || !isfinite(f->dgrams_per_msg) ||
+        pl->size + RPC_HEADROOM > pl->datagram)
+        return 0;
+    return f->dgrams_per_msg <= 2.5 ? 1 : -1;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -189,11 +211,17 @@ static void print_bw(const char *name, const struct plan *pl,
                f->dgrams_sent > 0 ? 100 * f->lost / f->dgrams_sent : 0.0);
         return;
     }
-    printf("  %-11s %s in %.2f s: %s%s, %s messages", name,
-           fmt_bytes(f->bytes).s, f->seconds, fmt_rate(f->rate).s,
-           spread(sp, fmt_mbs, lo->rate, hi->rate).s, fmt_per_s(f->msg_rate).s);
+    printf("  %-11s %s in %.2f s: %s%s, %s %s", name, fmt_bytes(f->bytes).s,
+           f->seconds, fmt_rate(f->rate).s,
+           spread(sp, fmt_mbs, lo->rate, hi->rate).s, fmt_per_s(f->msg_rate).s,
+           pl->tr == T_RPC ? "calls" : "messages");
     if (is_rmsg(pl->tr))
         printf(", %.1f datagrams/msg, %.0f retransmitted", f->dgrams_per_msg,
+               f->retrans);
+    if (pl->tr == T_RPC)
+        printf(", %d client%s, %.1f datagrams/call both ways, %.0f "
+               "retransmitted by the clients",
+               pl->clients, pl->clients > 1 ? "s" : "", f->dgrams_per_msg,
                f->retrans);
     printf("\n");
 }
@@ -202,17 +230,22 @@ static void print_lat(const char *name, const struct plan *pl,
                       const struct figures *f, const struct figures *lo,
                       const struct figures *hi, int sp)
 {
-    printf("  %-11s %.0f round trips in %.2f s (%s): p50 %s%s, p90 %s, "
+    printf("  %-11s %.0f %s in %.2f s (%s): p50 %s%s, p90 %s, "
            "p99 %s%s, p99.9 %s, max %s",
-           name, f->msgs, f->seconds, fmt_per_s(f->msg_rate).s,
-           fmt_us(f->p50).s, spread(sp, fmt_us, lo->p50, hi->p50).s,
-           fmt_us(f->p90).s, fmt_us(f->p99).s,
-           spread(sp, fmt_us, lo->p99, hi->p99).s, fmt_us(f->p999).s,
-           fmt_us(f->max).s);
+           name, f->msgs, pl->tr == T_RPC ? "calls" : "round trips", f->seconds,
+           fmt_per_s(f->msg_rate).s, fmt_us(f->p50).s,
+           spread(sp, fmt_us, lo->p50, hi->p50).s, fmt_us(f->p90).s,
+           fmt_us(f->p99).s, spread(sp, fmt_us, lo->p99, hi->p99).s,
+           fmt_us(f->p999).s, fmt_us(f->max).s);
     if (pl->tr == T_UDP)
         printf(", %.0f lost", f->lost);
     if (is_rmsg(pl->tr))
         printf(", %.0f+%.0f retransmitted", f->retrans, f->retrans_server);
+    if (pl->tr == T_RPC)
+        printf(", %d client%s, %.2f datagrams/call both ways, %.0f "
+               "retransmitted by the clients",
+               pl->clients, pl->clients > 1 ? "s" : "", f->dgrams_per_msg,
+               f->retrans);
     printf("\n");
 }
 
@@ -234,6 +267,10 @@ static void print_ratio(const struct plan *pl, const double r[3], int sp)
         printf("  %-11s %s delivers %.2fx what raw UDP with one sendto per "
                "datagram delivers; rmsg promises at least %.2fx\n",
                "verdict", transport_names[pl->tr], r[0], promise);
+    else if (kept < 0 && pl->tr == T_RPC)
+        printf("  %-11s an rpc call takes %.2fx a raw UDP round trip; the rpc "
+               "layer promises at most %.2fx\n",
+               "verdict", r[0], promise);
     else if (kept < 0)
         printf("  %-11s %s round trips take %.2fx raw UDP's; rmsg promises "
                "at most %.2fx\n",
@@ -250,6 +287,20 @@ static void print_cpu(const struct plan *pl, const struct figures *f)
         printf("%.1f µs CPU per round trip, both ends\n", f->cpu_us_per_rtt);
 }
 
+/* The rpc layer's datagrams per call, when it says something. */
+static void print_dgrams(const struct plan *pl, const struct figures *f)
+{
+    int kept = dgrams_kept(pl, f);
+    if (kept > 0)
+        printf("  %-11s %.2f datagrams per call, both ways: within the aim "
+               "(about 2)\n",
+               "datagrams", f->dgrams_per_msg);
+    else if (kept < 0)
+        printf("  %-11s %.2f datagrams per call, both ways; the rpc layer "
+               "aims at about 2 (request, reply) when nothing is lost\n",
+               "verdict", f->dgrams_per_msg);
+}
+
 /* What the verification found. */
 static void print_check(const char *name, const struct plan *pl,
                         const struct figures *f)
@@ -264,6 +315,14 @@ static void print_check(const char *name, const struct plan *pl,
     else if (pl->tr == T_UDP)
         printf("  %-11s %s: %.0f echoes intact, %.0f corrupt\n", "checked",
                name, f->msgs, f->dgrams_bad);
+    else if (pl->tr == T_RPC && pl->mode == M_BW)
+        printf("  %-11s %.0f calls, %s: each ran once, none missing or "
+               "corrupt\n",
+               "verified", f->msgs, fmt_bytes(f->bytes).s);
+    else if (pl->tr == T_RPC)
+        printf("  %-11s %.0f calls: each ran once, each reply the request "
+               "echoed intact\n",
+               "verified", f->msgs);
     else if (pl->mode == M_BW)
         printf("  %-11s %.0f messages, %s: none missing, duplicated, out of "
                "order or corrupt\n",
@@ -295,13 +354,23 @@ void print_header(const struct opts *o, const struct client *cl,
     if (n && pl->mode == M_BW)
         snprintf(limit, sizeof(limit), "%s", fmt_bytes((double)n).s);
     else if (n)
-        snprintf(limit, sizeof(limit), "%" PRIu64 " round trips", n);
+        snprintf(limit, sizeof(limit), "%" PRIu64 " %s", n,
+                 pl->tr == T_RPC ? "calls" : "round trips");
     if (pl->seconds > 0)
         snprintf(limit + strlen(limit), sizeof(limit) - strlen(limit), "%s%g s",
                  n ? " or " : "", pl->seconds);
-    printf("rperf: %s %s %s (%s): messages of %s", transport_names[pl->tr],
-           pl->mode == M_BW ? "bulk transfer to" : "round trips with", o->host,
-           cl->peer_name, fmt_bytes((double)pl->size).s);
+    if (pl->tr == T_RPC)
+        printf("rperf: rpc %s %s (%s), %d client%s: requests of %s%s",
+               pl->mode == M_BW ? "calls carrying data to" : "calls to",
+               o->host, cl->peer_name, pl->clients, pl->clients > 1 ? "s" : "",
+               fmt_bytes((double)pl->size).s,
+               pl->mode == M_BW ? ", empty replies"
+               : pl->size == 0  ? " (null calls)"
+                                : ", echoed");
+    else
+        printf("rperf: %s %s %s (%s): messages of %s", transport_names[pl->tr],
+               pl->mode == M_BW ? "bulk transfer to" : "round trips with",
+               o->host, cl->peer_name, fmt_bytes((double)pl->size).s);
     if (pl->tr != T_TCP)
         printf(", datagrams of %u B", (unsigned)pl->datagram);
     printf(", %s\n", limit);
@@ -363,6 +432,7 @@ void print_summary(const struct opts *o, const struct plan *pl,
         print_figs("udp", bp, &bmed, &blo, &bhi, sp);
         print_ratio(pl, r, sp);
     }
+    print_dgrams(pl, &med);
     print_cpu(pl, &med);
     print_check(transport_names[pl->tr], pl, &med);
     if (has_base && bmed.why[0])
@@ -422,6 +492,13 @@ static void jw_bool(struct jw *w, const char *key, int b)
     fputs(b ? "true" : "false", w->f);
 }
 
+/* true, false or null for a promise kept (1), missed (-1) or n/a (0). */
+static void jw_tri(struct jw *w, const char *key, int kept)
+{
+    jw_key(w, "", key, "");
+    fputs(kept ? (kept > 0 ? "true" : "false") : "null", w->f);
+}
+
 static void jw_figs(struct jw *w, const char *pre, const struct figures *f,
                     const char *post)
 {
@@ -440,6 +517,7 @@ static void json_request(struct jw *w, const struct opts *o,
     jw_str(w, "transport", transport_names[pl->tr]);
     jw_str(w, "test", pl->mode == M_BW ? "bw" : "lat");
     jw_num(w, "", "size", "", (double)pl->size);
+    jw_num(w, "", "clients", "", pl->clients);
     jw_num(w, "", "datagram", "", pl->tr == T_TCP ? NAN : pl->datagram);
     jw_bool(w, "batch", pl->batch);
     jw_num(w, "", "repeats", "", o->repeats);
@@ -449,7 +527,8 @@ static void json_request(struct jw *w, const struct opts *o,
 }
 
 void print_json(const struct opts *o, const struct plan *pl,
-                const struct run *runs, int n, int has_base, const char *fatal)
+                const struct plan *bp, const struct run *runs, int n,
+                int has_base, const char *fatal)
 {
     struct jw w = {stdout, 0};
     struct figures med, lo, hi, bmed, blo, bhi;
@@ -468,6 +547,7 @@ void print_json(const struct opts *o, const struct plan *pl,
     if (n > 0) {
         jw_figs(&w, "", &med, "");
         jw_str(&w, "baseline_transport", has_base ? "udp" : NULL);
+        jw_num(&w, "", "baseline_size", "", has_base ? (double)bp->size : NAN);
         if (has_base) {
             jw_figs(&w, "baseline_", &bmed, "");
             jw_str(&w, "baseline_error", bmed.why[0] ? bmed.why : NULL);
@@ -478,12 +558,13 @@ void print_json(const struct opts *o, const struct plan *pl,
                : pl->mode == M_BW ? "rate / baseline rate"
                                   : "p50 / baseline p50");
         jw_num(&w, "", "promise", "",
-               !is_rmsg(pl->tr)   ? NAN
-               : pl->mode == M_BW ? 1.0
-                                  : 1.10);
-        int kept = promise_kept(pl, r[0]);
-        jw_key(&w, "", "meets_promise", "");
-        fputs(kept ? (kept > 0 ? "true" : "false") : "null", stdout);
+               !(is_rmsg(pl->tr) || rpc_promised(pl)) ? NAN
+               : pl->mode == M_BW                     ? 1.0
+                                                      : 1.10);
+        jw_tri(&w, "meets_promise", promise_kept(pl, r[0]));
+        int aim = dgrams_kept(pl, &med);
+        jw_num(&w, "", "datagrams_per_call_aim", "", aim ? 2.0 : NAN);
+        jw_tri(&w, "meets_datagram_aim", aim);
     }
     if (n > 1) {
         jw_figs(&w, "", &lo, "_min");

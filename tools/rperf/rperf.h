@@ -162,6 +162,7 @@ void pattern_stamp(const struct pattern *p, uint8_t *buf, size_t len,
 size_t pattern_check(const struct pattern *p, const uint8_t *buf, size_t len,
                      uint64_t idx);
 uint64_t sum_fold(uint64_t sum, const uint8_t *msg, size_t len);
+uint64_t sum_add(uint64_t sum, const uint8_t *msg, size_t len);
 size_t msg_len(uint64_t size, uint64_t total, uint64_t i);
 size_t raw_len(uint64_t size, uint32_t dgram, uint64_t g);
 
@@ -184,6 +185,7 @@ struct hist {
 };
 
 void hist_record(struct hist *h, int64_t ns);
+void hist_merge(struct hist *into, const struct hist *from);
 double hist_quantile(const struct hist *h, double q);
 
 /* ------------------------------------------------------------------------ */
@@ -306,6 +308,7 @@ struct stest {
     uint64_t done_msgs;
     /* What arrived. */
     uint64_t msgs, bytes, sum, bad, dup, late, unchecked;
+    uint64_t cached; /* rpc: repeated calls answered from the reply cache */
     int64_t first_ns, last_ns;
     uint8_t *seen; /* raw UDP and rpc: one bit per message index */
     uint64_t seen_bits, top;
@@ -313,6 +316,16 @@ struct stest {
 };
 
 int server_main(const struct opts *o);
+
+/* What server.c offers the rpc server. */
+int srv_check(struct stest *t);
+int seen_before(struct stest *t, uint64_t idx);
+void count_arrival(struct stest *t, size_t len, int64_t now);
+
+/* rpc.c: opening, serving and closing the rpc server of a test. */
+int rpc_setup(struct stest *t);
+void serve_rpc(struct stest *t);
+void rpc_teardown(struct stest *t);
 
 /* ------------------------------------------------------------------------ */
 /* client.c and rpc.c: the client                                            */
@@ -351,13 +364,14 @@ struct figures {
         dgrams_unchecked, send_errors, sent_rate;
     double retrans, retrans_server, rto_timeouts, dgrams_per_msg;
     double cpu_client, cpu_server, cpu_per_gb, cpu_us_per_rtt;
+    double cached; /* rpc: repeated calls the server answered from its cache */
 };
 
 /* The server's account of a test. */
 struct sresult {
     uint64_t msgs, bytes, sum, bad, dup, late, unchecked, span_ns, cpu_us,
-        retrans, dgrams;
-    int has_retrans; /* the server could count its transport's figures */
+        retrans, dgrams, cached;
+    int has_retrans; /* the server could count its transport's datagrams */
     char why[200];
 };
 
@@ -389,6 +403,11 @@ void ct_start(struct ctest *t);
 void ct_stop(struct ctest *t);
 int run_test(struct client *cl, const struct plan *pl, struct figures *f);
 
+/* rpc.c: the client side of an rpc test, bulk or ping-pong, and what it
+ * adds to the figures. */
+void client_rpc(struct ctest *t);
+void rpc_figures(struct ctest *t, const struct sresult *r);
+
 /* ------------------------------------------------------------------------ */
 /* report.c: figures, repeats, the summary, JSON                             */
 /* ------------------------------------------------------------------------ */
@@ -418,6 +437,7 @@ void print_summary(const struct opts *o, const struct plan *pl,
                    const struct plan *bp, const struct run *runs, int n,
                    int has_base);
 void print_json(const struct opts *o, const struct plan *pl,
-                const struct run *runs, int n, int has_base, const char *fatal);
+                const struct plan *bp, const struct run *runs, int n,
+                int has_base, const char *fatal);
 
 #endif /* RPERF_H */

@@ -132,7 +132,7 @@ static void take_done(struct stest *t, const char *line)
 /* Looks at the control channel and the listener without waiting: takes
  * the client's "done" and turns other clients away.  Returns -1 once the
  * client has gone, which abandons the test, else 0. */
-static int srv_check(struct stest *t)
+int srv_check(struct stest *t)
 {
     struct pollfd p[2] = {{.fd = t->ctl->fd, .events = POLLIN},
                           {.fd = t->srv->listen_fd, .events = POLLIN}};
@@ -157,7 +157,7 @@ static int srv_check(struct stest *t)
 /* Server: accounting for what arrives                                       */
 /* ------------------------------------------------------------------------ */
 
-static void count_arrival(struct stest *t, size_t len, int64_t now)
+void count_arrival(struct stest *t, size_t len, int64_t now)
 {
     if (t->msgs == 0)
         t->first_ns = now;
@@ -167,7 +167,7 @@ static void count_arrival(struct stest *t, size_t len, int64_t now)
 }
 
 /* Marks raw datagram idx seen.  Returns 1 when it had been seen before. */
-static int seen_before(struct stest *t, uint64_t idx)
+int seen_before(struct stest *t, uint64_t idx)
 {
     if (idx >= t->seen_bits) {
         uint64_t bits = t->seen_bits ? t->seen_bits : 1u << 16;
@@ -478,12 +478,13 @@ static void serve_tcp_echo(struct stest *t)
 
 typedef void (*serve_fn)(struct stest *);
 
-/* What serves each transport, by mode (M_BW, M_LAT).  rpc: not yet. */
+/* What serves each transport, by mode (M_BW, M_LAT); rpc is in rpc.c. */
 static const serve_fn serve_fns[T_COUNT][2] = {
     [T_UDP] = {serve_udp_bw, serve_udp_echo},
     [T_RMSG] = {serve_rmsg_bw, serve_rmsg_echo},
     [T_RMSG_ASYNC] = {serve_rmsg_bw, serve_rmsg_echo},
     [T_TCP] = {serve_tcp_bw, serve_tcp_echo},
+    [T_RPC] = {serve_rpc, serve_rpc},
 };
 
 /* ------------------------------------------------------------------------ */
@@ -505,6 +506,9 @@ static int parse_request(struct stest *t, const char *line)
         set_why(t->why, sizeof(t->why), "malformed request");
         return -1;
     }
+    uint64_t clients;
+    if (kv_u64(line, "clients", &clients) != 0)
+        clients = 1; /* a client older than the field */
     t->tr = T_COUNT;
     for (int i = 0; i < T_COUNT; i++)
         if (strcmp(tr, transport_names[i]) == 0 && serve_fns[i][0])
@@ -512,10 +516,16 @@ static int parse_request(struct stest *t, const char *line)
     t->mode = strcmp(mode, "lat") == 0 ? M_LAT : M_BW;
     t->datagram = (uint32_t)dgram;
     t->batch = batch != 0;
+    t->clients = clients < 1             ? 1
+                 : clients > CLIENTS_MAX ? CLIENTS_MAX
+                                         : (uint32_t)clients;
+    /* Only an rpc round trip may be empty: the null call. */
+    uint64_t smallest = t->tr == T_RPC && t->mode == M_LAT ? 0 : 1;
     if (t->tr == T_COUNT)
         set_why(t->why, sizeof(t->why), "transport %s is not served here", tr);
-    else if ((strcmp(mode, "bw") && strcmp(mode, "lat")) || t->size < 1 ||
-             t->size > SIZE_MAX_BYTES || dgram < DGRAM_MIN || dgram > DGRAM_MAX)
+    else if ((strcmp(mode, "bw") && strcmp(mode, "lat")) ||
+             t->size < smallest || t->size > SIZE_MAX_BYTES ||
+             dgram < DGRAM_MIN || dgram > DGRAM_MAX)
         set_why(t->why, sizeof(t->why), "bad mode, size or datagram");
     pattern_init(&t->pat, t->seed);
     return t->why[0] ? -1 : 0;
@@ -533,8 +543,9 @@ static void drain_udp(struct server *s)
 }
 
 /* Opens what the test runs on, before the server says "ok": the raw socket
- * is ready, or an rmsg endpoint takes the port, or a token is chosen for
- * the TCP data connection.  Returns 0, or -1 with the reason. */
+ * is ready, or an rmsg endpoint or rpc server takes the port, or a token
+ * is chosen for the TCP data connection.  Returns 0, or -1 with the
+ * reason. */
 static int setup_test(struct stest *t)
 {
     struct server *s = t->srv;
@@ -551,11 +562,13 @@ static int setup_test(struct stest *t)
         drain_udp(s);
         return 0;
     }
-    struct rmsg_config cfg;
-    rmsg_cfg_for(&cfg, t->size, t->datagram);
     if (s->udp_fd >= 0)
         UDP_Close(s->udp_fd);
     s->udp_fd = -1;
+    if (t->tr == T_RPC)
+        return rpc_setup(t);
+    struct rmsg_config cfg;
+    rmsg_cfg_for(&cfg, t->size, t->datagram);
     int rc = rmsg_open(s->port, &cfg, &t->ep);
     if (rc < 0) {
         set_why(t->why, sizeof(t->why), "rmsg_open on port %d: %s", s->port,
@@ -609,6 +622,8 @@ static void wait_done(struct stest *t)
     }
 }
 
+/* The server's account.  tstats=0 says that retrans and dgrams are not
+ * known: the rpc server does not show its endpoint's counters. */
 static int send_result(struct stest *t, double cpu)
 {
     struct rmsg_stats st;
@@ -620,10 +635,12 @@ static int send_result(struct stest *t, double cpu)
                     "result msgs=%" PRIu64 " bytes=%" PRIu64 " sum=%" PRIu64
                     " bad=%" PRIu64 " dup=%" PRIu64 " late=%" PRIu64
                     " unchecked=%" PRIu64 " span_ns=%" PRIu64 " cpu_us=%.0f"
-                    " retrans=%" PRIu64 " dgrams=%" PRIu64 " why=%s",
+                    " retrans=%" PRIu64 " dgrams=%" PRIu64 " tstats=%d"
+                    " cached=%" PRIu64 " why=%s",
                     t->msgs, t->bytes, t->sum, t->bad, t->dup, t->late,
                     t->unchecked, span, isfinite(cpu) ? cpu * 1e6 : 0.0,
-                    st.retransmissions, st.datagrams_sent, t->why);
+                    st.retransmissions, st.datagrams_sent, t->tr != T_RPC,
+                    t->cached, t->why);
 }
 
 /* Gives the port back to the plain UDP socket and frees the test. */
@@ -631,6 +648,7 @@ static void teardown_test(struct stest *t)
 {
     rmsg_close(t->ep);
     t->ep = NULL;
+    rpc_teardown(t);
     if (t->data_fd >= 0)
         close(t->data_fd);
     free(t->seen);
@@ -646,7 +664,9 @@ static void log_test(const struct stest *t, const char *who)
     fprintf(stderr, "rperf: %s: %s %s of %s: %" PRIu64 " %s, %s%s%s\n", who,
             transport_names[t->tr], t->mode == M_BW ? "bw" : "lat",
             fmt_bytes((double)t->size).s, t->msgs,
-            t->tr == T_UDP ? "datagrams" : "messages",
+            t->tr == T_UDP   ? "datagrams"
+            : t->tr == T_RPC ? "calls"
+                             : "messages",
             fmt_bytes((double)t->bytes).s, t->aborted ? ", client gone" : "",
             t->why[0] ? ": " : "");
     if (t->why[0])

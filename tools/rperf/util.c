@@ -236,6 +236,14 @@ uint64_t sum_fold(uint64_t sum, const uint8_t *msg, size_t len)
     return mix64(sum + load_part(msg, len < 8 ? len : 8)) ^ (uint64_t)len;
 }
 
+/* Adds one message to a sum that, unlike sum_fold's, does not depend on
+ * the order the messages came in: for parallel rpc calls. */
+uint64_t sum_add(uint64_t sum, const uint8_t *msg, size_t len)
+{
+    return sum +
+           mix64(load_part(msg, len < 8 ? len : 8) ^ ((uint64_t)len << 40));
+}
+
 /* Length of message i of a bulk test: size, except that the last message
  * of a byte total that size does not divide is shorter. */
 size_t msg_len(uint64_t size, uint64_t total, uint64_t i)
@@ -286,6 +294,22 @@ void hist_record(struct hist *h, int64_t ns)
         h->max = v;
     h->n++;
     h->sum += (double)v;
+}
+
+/* Adds every value recorded in from to into (parallel clients record
+ * into histograms of their own). */
+void hist_merge(struct hist *into, const struct hist *from)
+{
+    if (from->n == 0)
+        return;
+    for (size_t i = 0; i < HIST_BUCKETS; i++)
+        into->count[i] += from->count[i];
+    if (into->n == 0 || from->min < into->min)
+        into->min = from->min;
+    if (from->max > into->max)
+        into->max = from->max;
+    into->n += from->n;
+    into->sum += from->sum;
 }
 
 /* The middle of bucket idx, in nanoseconds. */
