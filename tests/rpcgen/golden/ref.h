@@ -18,7 +18,8 @@
  *                     arguments or the result over the server's bounds
  *   -EINVAL           a NULL string, or a NULL array with a length
  *   -EBADMSG          the server could not decode the arguments
- *   -ENOMEM           no memory, here or at the server: it did not run
+ *   -ENOMEM           no memory here, or at the server to decode the
+ *                     arguments (then it did not run)
  *   -EPROTO           a reply that does not decode (a broken server)
  * *result is written only when the stub returns 0; what it points to is
  * the caller's: free() a string and a byte array's val, ref_NAME_free() a
