@@ -133,7 +133,7 @@ static void check_client(void)
     struct hw_proc client;
     hw_run_program(&client, argv);
 
-    char want[2][64];
+    char want[2][128];
     const char *wantp[2];
     for (int i = 0; i < 2; i++) {
         struct sockaddr_in from;
