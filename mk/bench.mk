@@ -25,4 +25,14 @@ $(RPERF_OBJS): $(BUILD)/tools/rperf-parts/%.o: tools/rperf/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PICFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
 
+# ---------------------------------------------------------------------------
+# The quick test
+
+TEST_HOOKS += test-rperf
+
+.PHONY: test-rperf
+
+test-rperf: $(RPERF)
+	sh tools/rperf/test.sh $(BUILD)
+
 -include $(RPERF_OBJS:.o=.d)
