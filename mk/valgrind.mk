@@ -1,0 +1,38 @@
+# The CUnit suites under valgrind's memcheck: no leak, no error.
+#
+#   make valgrind                  every suite, the simulations with one
+#                                  seed each (RMSG_SIM_SEED=1)
+#   make valgrind VALGRIND_SEEDS=  every suite with all its seeds (hours)
+#   make valgrind VALGRIND_SUITES="udp rmsg"   only some suites
+#
+# Installs valgrind with apt-get when it is missing and we are root.  The
+# suites that run thousands of simulated seeds read RMSG_SIM_SEED, which
+# replays a single seed: under valgrind that keeps the run to minutes, and
+# the sockets, threads and restarts of the other suites are all still
+# exercised.  VALGRIND_FLAGS adds options (e.g. --suppressions=FILE).
+
+VALGRIND        ?= valgrind
+VALGRIND_SEEDS  ?= 1
+VALGRIND_SUITES ?=
+VALGRIND_FLAGS  ?=
+VALGRIND_OPTS    = --tool=memcheck --leak-check=full \
+                   --errors-for-leak-kinds=definite,indirect \
+                   --error-exitcode=1 $(VALGRIND_FLAGS)
+
+.PHONY: valgrind valgrind-tool
+
+valgrind-tool:
+	@command -v $(VALGRIND) >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "valgrind is missing: installing it with apt-get"; \
+	        DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            valgrind >/dev/null; \
+	    else \
+	        echo "error: make valgrind needs valgrind. Install it with:" >&2; \
+	        echo "    sudo apt-get install valgrind" >&2; exit 1; \
+	    fi; }
+
+valgrind: $(TEST_BIN) | valgrind-tool
+	RMSG_BUILD=$(BUILD) $(if $(VALGRIND_SEEDS),RMSG_SIM_SEED=$(VALGRIND_SEEDS)) \
+	    $(VALGRIND) $(VALGRIND_OPTS) $(TEST_BIN) $(VALGRIND_SUITES)
