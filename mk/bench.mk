@@ -1,6 +1,11 @@
 # mk/bench.mk - rperf, the measurement tool (tools/rperf/), its quick test
 # and the standard benchmark suite.
 #
+#   make bench        the suite (bench/run.sh): loopback, and as root two
+#                     network namespaces at 0-10% kernel drop; writes
+#                     bench/RESULTS.md, results.json and results.svg (about
+#                     6 minutes; BENCH_QUICK=1 for a trial of seconds,
+#                     BENCH_NETNS=0 to skip the namespaces)
 #   make test-rperf   each transport briefly on loopback, the JSON fields,
 #                     bad arguments and a server that is not there (a hook
 #                     of `make test`)
@@ -26,6 +31,18 @@ $(RPERF_OBJS): $(BUILD)/tools/rperf-parts/%.o: tools/rperf/%.c
 	$(CC) $(CFLAGS) $(PICFLAGS) $(DEPFLAGS) $(INCLUDES) -c $< -o $@
 
 # ---------------------------------------------------------------------------
+# The suite.  benchplot (tools/benchplot.c: the SVG and the table) is built
+# by the Makefile's rule for one-file tools but is not one of $(TOOLS): it
+# serves the suite and is not installed.
+
+BENCHPLOT = $(BUILD)/tools/benchplot
+
+.PHONY: bench
+
+bench: $(RPERF) $(BENCHPLOT)
+	bash bench/run.sh $(BUILD)
+
+# ---------------------------------------------------------------------------
 # The quick test
 
 TEST_HOOKS += test-rperf
@@ -35,4 +52,4 @@ TEST_HOOKS += test-rperf
 test-rperf: $(RPERF)
 	sh tools/rperf/test.sh $(BUILD)
 
--include $(RPERF_OBJS:.o=.d)
+-include $(RPERF_OBJS:.o=.d) $(BUILD)/tools/benchplot.d

@@ -31,7 +31,8 @@
 # counters and tc statistics), NETNS_PROTO (what the loss rule matches:
 # "udp", the default, or "tcp, udp"), NETNS_BENCH_BYTES (bench transfer size),
 # NETNS_GSO=1 (leave GSO on; see setup_pair), NETNS_TIMEOUT (seconds any one
-# program may run, default 120).
+# program may run, default 120).  Sourced (bench/run.sh), it defines its
+# functions and runs nothing.
 set -u
 PATH=$PATH:/usr/sbin:/sbin
 build=${RMSG_BUILD:-build}
@@ -599,6 +600,10 @@ usage() {
     sed -n '8,20p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
+
+# Sourced (bench/run.sh does, for the setup and run functions above): define
+# everything, run nothing.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 mode=${1:-test}
 [ $# -gt 0 ] && shift
