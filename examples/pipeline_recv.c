@@ -11,6 +11,7 @@
  * the one we expect.  When the last has arrived we send the sender a
  * report (see pipeline_send.c) and exit: 0 if all was well.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,17 @@
 #include "rmsg.h"
 #include "rpc_marshal.h"
 
-#define IDLE_MS 30000
+#define IDLE_MS 30000 /* the stream stalled: give up */
+
+static struct rmsg_endpoint *endpoint; /* for the signal handler */
+
+/* SIGTERM or ^C: make the blocked rmsg_recv return, so that we can still
+ * say how far we got (rmsg_interrupt is safe in a signal handler). */
+static void on_signal(int sig)
+{
+    (void)sig;
+    rmsg_interrupt(endpoint, 1);
+}
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -47,6 +58,9 @@ int main(int argc, char *argv[])
         fprintf(stderr, "pipeline_recv: %s\n", strerror(-rc));
         return 1;
     }
+    endpoint = ep;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     printf("listening on port %d\n", rmsg_port(ep));
     fflush(stdout);
     struct udp_addr from;
@@ -70,8 +84,17 @@ int main(int argc, char *argv[])
         free(msg);
     }
     if (rc < 0) {
-        fprintf(stderr, "pipeline_recv: stream ended after %u messages: %s\n",
-                next, strerror(-rc));
+        struct rmsg_stats st;
+        rmsg_stats(ep, NULL, &st);
+        fprintf(stderr, "pipeline_recv: stream ended after %u messages: %s "
+                "(datagrams received %llu, sent %llu, duplicates %llu, "
+                "corrupt %llu, malformed %llu, refused %llu, resets %llu)\n",
+                next, strerror(-rc), (unsigned long long)st.datagrams_received,
+                (unsigned long long)st.datagrams_sent,
+                (unsigned long long)st.duplicates,
+                (unsigned long long)st.corrupt,
+                (unsigned long long)st.malformed,
+                (unsigned long long)st.refused, (unsigned long long)st.resets);
         rmsg_close(ep);
         return 1;
     }

@@ -115,9 +115,26 @@ int main(int argc, char *argv[])
     double t = seconds() - t0;
     free(buf);
     if (rc < 0 || failed != 0) {
-        fprintf(stderr, "pipeline_send: %s\n",
-                rc < 0 ? strerror(-rc)
-                       : failed > 0 ? "messages failed" : "flush timed out");
+        struct rmsg_event ev = {0};
+        if (failed > 0 && rmsg_failure(ep, &ev) == 0) /* the first: why */
+            fprintf(stderr, "pipeline_send: %d messages failed, the first "
+                    "(id %llu): %s\n", failed, (unsigned long long)ev.id,
+                    strerror(-ev.error));
+        else
+            fprintf(stderr, "pipeline_send: %s\n",
+                    rc < 0 ? strerror(-rc) : "flush timed out");
+        struct rmsg_stats st;
+        rmsg_stats(ep, NULL, &st);
+        fprintf(stderr, "pipeline_send: datagrams sent %llu, received %llu, "
+                "retransmissions %llu, timeouts %llu, corrupt %llu, "
+                "malformed %llu, refused %llu, resets %llu\n",
+                (unsigned long long)st.datagrams_sent,
+                (unsigned long long)st.datagrams_received,
+                (unsigned long long)st.retransmissions,
+                (unsigned long long)st.timeouts,
+                (unsigned long long)st.corrupt,
+                (unsigned long long)st.malformed,
+                (unsigned long long)st.refused, (unsigned long long)st.resets);
         rmsg_close(ep);
         return 1;
     }
