@@ -118,8 +118,8 @@ struct script {
     struct {
         uint64_t client, call;
     } ran[RAN_MAX], /* non-idempotent calls admitted to run, not abandoned */
-        offered[RAN_MAX]; /* calls of which a copy arrived */
-    int nran, noffered;
+        clients[RAN_MAX]; /* each client's highest call number so far */
+    int nran, nclients;
 };
 
 static uint8_t byte(struct script *s)
@@ -138,17 +138,25 @@ static int ran_find(const struct script *s, uint64_t client, uint64_t call)
     return -1;
 }
 
-/* Whether a copy of (client, call) was offered before; records it. */
-static int offered(struct script *s, uint64_t client, uint64_t call)
+/* Whether a client would mark this copy RETRY: it has sent a call numbered
+ * this or higher before (its calls are numbered in the order it first sends
+ * them, over one ordered stream).  Records the call. */
+static int seen_before(struct script *s, uint64_t client, uint64_t call)
 {
-    for (int i = 0; i < s->noffered; i++)
-        if (s->offered[i].client == client && s->offered[i].call == call)
-            return 1;
-    if (s->noffered < RAN_MAX) {
-        s->offered[s->noffered].client = client;
-        s->offered[s->noffered++].call = call;
+    int i = 0;
+    while (i < s->nclients && s->clients[i].client != client)
+        i++;
+    if (i == s->nclients) {
+        if (s->nclients == RAN_MAX)
+            return 1; /* cannot tell: say RETRY, which is always safe */
+        s->clients[s->nclients].client = client;
+        s->clients[s->nclients++].call = call;
+        return 0;
     }
-    return 0;
+    int before = call <= s->clients[i].call;
+    if (!before)
+        s->clients[i].call = call;
+    return before;
 }
 
 /* The counts of the bookkeeping agree with its lists. */
@@ -175,14 +183,16 @@ static void invariants(const struct amo *t)
 }
 
 /* One CALL or STATUS through amo_admit, checking its verdict.  A client
- * sends each call once without RETRY and marks every later copy RETRY,
- * and rmsg delivers each copy once: the harness keeps that promise for it
- * (a second plain copy becomes a RETRY), since amo relies on it. */
+ * numbers its calls in the order it first sends them, sends each once
+ * without RETRY and every later copy with it, and rmsg delivers each copy
+ * once and in order: amo relies on that, so the harness keeps the promise
+ * for the script (a plain copy of a call numbered no higher than one seen
+ * before from that client becomes a RETRY). */
 static void admit(struct script *s, const struct call_header *hdr, int from,
                   uint8_t proc, size_t reply_len)
 {
     struct call_header copy = *hdr, *h = &copy;
-    if (h->type == T_CALL && offered(s, h->client, h->call))
+    if (h->type == T_CALL && seen_before(s, h->client, h->call))
         h->flags |= F_RETRY;
     int exists = proc != 3, idem = proc == 2;
     struct client *c = NULL;
