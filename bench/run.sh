@@ -11,18 +11,20 @@
 #             and 8 clients; bulk goodput of rmsg-async, rmsg (stop and
 #             wait) and TCP for 1 KiB, 64 KiB, 1 MiB and 64 MiB messages
 #             in 65000-byte datagrams (TCP: the bulk baseline)
-#   netns     (root only) two network namespaces with 0, 1, 5 and 10%
-#             kernel drop each way (tests/netns.sh's setup, sourced):
+#   netns     (root only; bench/netns.sh) two network namespaces with 0,
+#             1, 5 and 10% kernel drop each way (tests/netns.sh's setup):
 #             rmsg-async and TCP goodput of 1 MiB messages, 64-byte rmsg
 #             round trips (their p99)
 #
 # Writes, in OUT (default bench/): results.json (every figure of every
 # case), results.svg (drawn by BUILD/tools/benchplot) and RESULTS.md (date,
 # machine, the table, the picture); prints the table.  Re-running it
-# regenerates all three.
+# regenerates all three.  A case whose rperf server is gone after a failed
+# attempt (on a shared machine, something else may end it) is run once
+# more, and the table says so; any other failure stands.
 #
-# Environment: BENCH_OUT (OUT), BENCH_REPEATS (loopback, default 5),
-# BENCH_NETNS_REPEATS (default 3), BENCH_NETNS=0 (skip the netns part),
+# Environment: BENCH_OUT (OUT), BENCH_REPEATS (loopback, default 7),
+# BENCH_NETNS_REPEATS (default 5), BENCH_NETNS=0 (skip the netns part),
 # BENCH_QUICK=1 (a trial: tiny totals and 2 repeats, results not worth
 # keeping).
 set -u
@@ -30,8 +32,8 @@ build=${1:-build}
 rperf=$build/tools/rperf
 plot=$build/tools/benchplot
 out=${BENCH_OUT:-bench}
-repeats=${BENCH_REPEATS:-5}
-netns_repeats=${BENCH_NETNS_REPEATS:-3}
+repeats=${BENCH_REPEATS:-7}
+netns_repeats=${BENCH_NETNS_REPEATS:-5}
 quick=${BENCH_QUICK:-0}
 MiB=1048576
 
@@ -56,53 +58,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { date +%s.%N; }
-
-since() { awk -v t0="$1" -v t1="$(now)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
-
-# scale N: N, or a hundredth of it (at least 1000) for a quick trial.
-scale() {
-    if [ "$quick" = 1 ]; then
-        awk -v n="$1" 'BEGIN { n = int(n / 100); print n < 1000 ? 1000 : n }'
-    else
-        echo "$1"
-    fi
-}
-
-# ---------------------------------------------------------------------------
-# Recording a run: rperf's flat JSON object on one line, with the case's
-# own keys in front.
-
-# record FILE CASE GROUP LABEL NETWORK LOSS RC [EXTRA]: appends the JSON
-# object in FILE (rperf's output, perhaps mixed with messages) to the runs;
-# EXTRA is more "key": value pairs.  A run that printed no object is
-# recorded as failed with its first line of output.
-record() {
-    local file=$1 name=$2 group=$3 label=$4 net=$5 loss=$6 rc=$7 extra=${8:-}
-    local head
-    head="\"case\": \"$name\", \"group\": \"$group\", \"label\": \"$label\","
-    head="$head \"network\": \"$net\", \"loss_pct\": $loss, \"exit\": $rc,"
-    [ -n "$extra" ] && head="$head $extra,"
-    local obj
-    obj=$(sed -n '/^{$/,/^}$/p' "$file" | tr '\n' ' ' |
-        sed 's/^{ *//; s/ *} *$//; s/   */ /g')
-    if [ -z "$obj" ]; then
-        local why
-        why=$(grep -v '^[[:space:]]*$' "$file" | head -1 | tr -d '"\\' | cut -c1-200)
-        obj="\"ok\": false, \"error\": \"rperf printed no result: ${why:-nothing}\""
-    fi
-    echo "{$head $obj}" >> "$runs"
-}
-
-# progress LABEL SECONDS FILE: one line per case.  (Not "say": the
-# netns part sources tests/netns.sh, which has one.)
-progress() {
-    local status="" err
-    err=$(sed -n 's/^  "error": "\(.*\)",$/\1/p' "$3" | head -1)
-    [ -n "$err" ] && status="  FAILED: $err"
-    grep -q '^{$' "$3" || status="  FAILED: $(head -1 "$3")"
-    printf 'bench: %-44s %6s s%s\n' "$1" "$2" "$status"
-}
+# shellcheck source=lib.sh
+. bench/lib.sh
 
 # ---------------------------------------------------------------------------
 # Loopback
@@ -121,15 +78,26 @@ start_loopback() {
     exit 1
 }
 
-# lo CASE GROUP LABEL RPERF-ARGS...: one loopback case.
+# lo CASE GROUP LABEL RPERF-ARGS...: one loopback case.  A server that is
+# gone after a failed attempt is started again and the case retried once,
+# with a note saying so.
 lo() {
-    local name=$1 group=$2 label=$3 t0 rc=0
+    local name=$1 group=$2 label=$3 t0 rc=0 extra="" note=""
     shift 3
     t0=$(now)
     timeout 600 "$rperf" -c 127.0.0.1 -p "$port" --json -r "$repeats" "$@" \
         > "$work/one.out" 2>&1 || rc=$?
-    record "$work/one.out" "$name" "$group" "$label" loopback 0 "$rc"
-    progress "$label" "$(since "$t0")" "$work/one.out"
+    if [ "$rc" != 0 ] && ! kill -0 "$server_pid" 2> /dev/null; then
+        wait "$server_pid" 2> /dev/null
+        extra=$(retry_note "$?")
+        note="retried: the server was gone"
+        rc=0
+        start_loopback
+        timeout 600 "$rperf" -c 127.0.0.1 -p "$port" --json -r "$repeats" \
+            "$@" > "$work/one.out" 2>&1 || rc=$?
+    fi
+    record "$work/one.out" "$name" "$group" "$label" loopback 0 "$rc" "$extra"
+    progress "$label" "$(since "$t0")" "$work/one.out" "$note"
 }
 
 run_loopback() {
@@ -161,86 +129,6 @@ run_loopback() {
     kill "$server_pid" 2> /dev/null
     wait "$server_pid" 2> /dev/null
     server_pid=""
-}
-
-# ---------------------------------------------------------------------------
-# Network namespaces with kernel drop, through tests/netns.sh's functions
-
-# ns CASE GROUP LABEL PCT RPERF-ARGS...: one case in the current setup
-# (the drop measured over the whole setup is added once it is torn down).
-ns() {
-    local name=$1 group=$2 label=$3 pct=$4 rc=0 t0
-    shift 4
-    t0=$(now)
-    client "$rperf" -c "$addr_a" -p "$port" --json -r "$netns_repeats" "$@" ||
-        rc=$?
-    cp "$tmp/client.out" "$work/ns-$name.out"
-    echo "$name $group $pct $rc $label" >> "$work/ns-cases"
-    progress "$label" "$(since "$t0")" "$tmp/client.out"
-}
-
-# ns_record: the cases of the setup just measured, with its drop figures.
-ns_record() {
-    local share name group pct rc label
-    share=$(awk -v a="$drop_a" -v b="$drop_b" -v pa="$pass_a" -v pb="$pass_b" \
-        'BEGIN { n = a + b + pa + pb; printf "%.2f", n ? 100 * (a + b) / n : 0 }')
-    while read -r name group pct rc label; do
-        record "$work/ns-$name.out" "$name" "$group" "$label" netns "$pct" \
-            "$rc" "\"drop_measured_pct\": $share"
-    done < "$work/ns-cases"
-    : > "$work/ns-cases"
-}
-
-# One setup per loss rate for rmsg (the rule drops UDP) and one for TCP
-# (it drops TCP and UDP), as tests/netns.sh bench does.
-run_netns_cases() {
-    local pct bytes n
-    bytes=$((64 * MiB)) n=2000
-    [ "$quick" = 1 ] && bytes=$((8 * MiB)) n=500
-    : > "$work/ns-cases"
-    for pct in 0 1 5 10; do
-        if ns_up "$pct" 0 && start_server "$rperf" -s -p 0 -q; then
-            ns "loss-rmsg-async-$pct" loss-bulk "rmsg-async bulk, $pct% drop" \
-                "$pct" -T rmsg-async -l 1M -n "$bytes" -t 20
-            ns "loss-rtt-$pct" loss-rtt "rmsg 64 B round trip, $pct% drop" \
-                "$pct" -T rmsg --lat -l 64 -N "$n" -t 10
-        else
-            echo "bench: netns setup at $pct% failed: $(cat "$tmp/client.out")"
-        fi
-        read_counters
-        ns_down
-        ns_record
-        if NETNS_PROTO="tcp, udp" ns_up "$pct" 0 &&
-            start_server "$rperf" -s -p 0 -q; then
-            ns "loss-tcp-$pct" loss-bulk "TCP bulk, $pct% drop" "$pct" \
-                -T tcp -l 1M -n "$bytes" -t 10
-        else
-            echo "bench: netns setup at $pct% (tcp) failed: $(cat "$tmp/client.out")"
-        fi
-        read_counters
-        ns_down
-        ns_record
-    done
-}
-
-# Runs in a subshell: tests/netns.sh's traps and temporary files stay
-# there.  Its first line says whether it measured or why not.
-run_netns() {
-    (
-        # shellcheck source=../tests/netns.sh
-        RMSG_BUILD=$build . tests/netns.sh
-        # need_root_and_netns exits (this subshell) with "netns: skipped".
-        need_root_and_netns > "$work/netns-why" 2>&1
-        echo "measured" > "$work/netns-why"
-        # TCP is fast per segment only with ethtool (see setup_pair).
-        command -v ethtool > /dev/null 2>&1 ||
-            DEBIAN_FRONTEND=noninteractive apt-get install -y \
-                --no-install-recommends ethtool > "$work/apt.log" 2>&1 ||
-            echo "bench: no ethtool: TCP runs without segmentation offload"
-        run_netns_cases
-        cp "$runs" "$work/netns-runs"
-    )
-    [ -f "$work/netns-runs" ] && cp "$work/netns-runs" "$runs"
 }
 
 # ---------------------------------------------------------------------------
@@ -323,7 +211,8 @@ main() {
     netns="skipped: BENCH_NETNS=0"
     if [ "${BENCH_NETNS:-1}" != 0 ]; then
         echo "bench: network namespaces, $netns_repeats runs per case"
-        run_netns
+        BENCH_NETNS_REPEATS=$netns_repeats bash bench/netns.sh "$build" \
+            "$runs" "$work/netns-why"
         netns=$(head -1 "$work/netns-why" 2> /dev/null | sed 's/^netns: //')
         [ "$netns" = measured ] || echo "bench: netns $netns"
     fi

@@ -626,6 +626,8 @@ static void make_row(const struct bench *b, const struct jval *r, struct row *w)
         row_loss_rtt(b, r, w);
     else
         w->median = tfmt("see results.json");
+    if (jstr(r, "retried")[0])
+        note(w, "retried once: the server was gone after the first attempt");
     if (!isfinite(jnum(r, "baseline_p50_us")) &&
         !isfinite(jnum(r, "baseline_rate_bytes_per_s")) && !is_group(r, "rate"))
         w->raw = tfmt("-");
