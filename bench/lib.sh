@@ -45,6 +45,10 @@ progress() {
     printf 'bench: %-44s %6s s%s%s\n' "$1" "$2" "$status" "${4:+  ($4)}"
 }
 
+# The servers are started with long options: on a shared machine other
+# people's cleanup that ends "rperf -s -p 0" then leaves them alone (a
+# server ended anyway is handled by the retry).
+
 # The note a retried case carries: why the first attempt does not count.
 retry_note() {
     echo "\"retried\": \"the first attempt failed because the rperf server" \

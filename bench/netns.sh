@@ -52,7 +52,7 @@ ns() {
         extra=$(retry_note "$?")
         note="retried: the server was gone"
         rc=0
-        start_server "$rperf" -s -p 0 -q &&
+        start_server "$rperf" --server --port 0 --quiet &&
             client "$rperf" -c "$addr_a" -p "$port" --json \
                 -r "$netns_repeats" "$@" || rc=$?
     fi
@@ -78,7 +78,7 @@ flush_cases() {
 bytes=$((64 * 1048576)) n=2000
 [ "$quick" = 1 ] && bytes=$((8 * 1048576)) n=500
 for pct in 0 1 5 10; do
-    if ns_up "$pct" 0 && start_server "$rperf" -s -p 0 -q; then
+    if ns_up "$pct" 0 && start_server "$rperf" --server --port 0 --quiet; then
         ns "loss-rmsg-async-$pct" loss-bulk "rmsg-async bulk, $pct% drop" \
             "$pct" -T rmsg-async -l 1M -n "$bytes" -t 20
         ns "loss-rtt-$pct" loss-rtt "rmsg 64 B round trip, $pct% drop" \
@@ -90,7 +90,7 @@ for pct in 0 1 5 10; do
     ns_down
     flush_cases
     if NETNS_PROTO="tcp, udp" ns_up "$pct" 0 &&
-        start_server "$rperf" -s -p 0 -q; then
+        start_server "$rperf" --server --port 0 --quiet; then
         ns "loss-tcp-$pct" loss-bulk "TCP bulk, $pct% drop" "$pct" \
             -T tcp -l 1M -n "$bytes" -t 10
     else

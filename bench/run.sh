@@ -65,7 +65,7 @@ trap 'exit 143' TERM
 # Loopback
 
 start_loopback() {
-    "$rperf" -s -p 0 -q > "$work/server.out" 2>&1 &
+    "$rperf" --server --port 0 --quiet > "$work/server.out" 2>&1 &
     server_pid=$!
     port=""
     local _
