@@ -69,37 +69,51 @@ static void rpc_cfg_for(struct rpc_config *cfg, uint64_t size, uint32_t dgram,
     cfg->cache_bytes += (size_t)clients * 2 * (size_t)size;
 }
 
-/* Checks one request: its length and, when it is long enough to carry
- * one, the index of its call and every byte; a call index seen before
- * means a call ran twice.  Counts it and adds it to the sum. */
+/* A request too short to carry its call's index: only its length can be
+ * checked. */
+static void account_short(struct stest *t, size_t len)
+{
+    if (t->mode == M_LAT && len != t->size)
+        t->bad++;
+    t->unchecked++;
+}
+
+/* A request that carries its call's index: every byte is checked, and the
+ * index must not have been seen before (a call that ran twice). */
+static void account_indexed(struct stest *t, const uint8_t *req, size_t len)
+{
+    int64_t idx = message_index(&t->pat, req);
+    if (idx < 0 || (uint64_t)idx > t->top + (1u << 24)) {
+        t->bad++;
+        set_why(t->why, sizeof(t->why),
+                "a request of no call of this test (corrupt, or foreign)");
+        return;
+    }
+    uint64_t i = (uint64_t)idx;
+    size_t want =
+        t->mode == M_LAT ? (size_t)t->size : msg_len(t->size, t->total, i);
+    if (check_message(&t->pat, req, len, want, i, "call", t->why,
+                      sizeof(t->why)) != 0) {
+        t->bad++;
+        return;
+    }
+    if (seen_before(t, i)) {
+        t->dup++;
+        set_why(t->why, sizeof(t->why),
+                "call %" PRIu64 " ran twice (at-most-once broken)", i);
+        return;
+    }
+    if (i > t->top)
+        t->top = i;
+}
+
+/* Checks, counts and sums one request, as a handler receives it. */
 static void account_call(struct stest *t, const uint8_t *req, size_t len)
 {
-    if (len < INDEXED_MIN) {
-        if (len != (t->mode == M_LAT ? t->size : len))
-            t->bad++;
-        t->unchecked++;
-    } else {
-        int64_t idx = message_index(&t->pat, req);
-        size_t want = idx < 0 ? 0
-                      : t->mode == M_LAT
-                          ? (size_t)t->size
-                          : msg_len(t->size, t->total, (uint64_t)idx);
-        if (idx < 0 || (uint64_t)idx > t->top + (1u << 24)) {
-            t->bad++;
-            set_why(t->why, sizeof(t->why),
-                    "a request of no call of this "
-                    "test (corrupt, or foreign)");
-        } else if (check_message(&t->pat, req, len, want, (uint64_t)idx, "call",
-                                 t->why, sizeof(t->why)) != 0) {
-            t->bad++;
-        } else if (seen_before(t, (uint64_t)idx)) {
-            t->dup++;
-            set_why(t->why, sizeof(t->why),
-                    "call %" PRId64 " ran twice (at-most-once broken)", idx);
-        } else if ((uint64_t)idx > t->top) {
-            t->top = (uint64_t)idx;
-        }
-    }
+    if (len < INDEXED_MIN)
+        account_short(t, len);
+    else
+        account_indexed(t, req, len);
     t->sum = sum_add(t->sum, req, len);
     count_arrival(t, len, now_ns());
 }

@@ -67,9 +67,11 @@
  *   raw UDP runs first on the same path with the same sizes; the ratio is
  *   goodput over raw UDP's delivered rate (bw) or p50 over raw UDP's p50
  *   (lat).  rmsg-async bounds the messages it has in flight by count too
- *   (see async_room).  --json prints one flat object, one key per line,
- *   the baseline's figures prefixed "baseline_", so that scripts can pick
- *   them with sed.
+ *   (see async_room).  datagrams_per_msg counts what the client sent per
+ *   message, except for rpc: the datagrams of a call in both directions,
+ *   from the clients' counters.  --json prints one flat object, one key
+ *   per line, the baseline's figures prefixed "baseline_", so that scripts
+ *   can pick them with sed; a null call's baseline is 1-byte datagrams.
  *
  * Time is CLOCK_MONOTONIC, CPU time getrusage, latency a log-linear
  * histogram (HdrHistogram's layout, 128 sub-buckets per power of two: less
