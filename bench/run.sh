@@ -136,6 +136,20 @@ run_loopback() {
 
 json_string() { printf '"%s"' "$(printf '%s' "$1" | tr -d '"\\' | tr '\n\t' '  ')"; }
 
+# Which library was measured: the last commit that changed it, and whether
+# the working tree has changes to it on top (make rebuilt from the tree).
+library_version() {
+    local files="udp.c udp.h udp_faults.h rmsg.c rmsg.h rmsg_endpoint.c rpc.c
+        rpc.h rpc_marshal.c rpc_marshal.h lib"
+    local commit state=clean
+    # shellcheck disable=SC2086 # the file list is words
+    commit=$(git log -1 --format='%h %cd' --date=short -- $files 2> /dev/null)
+    # shellcheck disable=SC2086
+    [ -n "$(git status --porcelain -- $files 2> /dev/null)" ] &&
+        state="with uncommitted changes"
+    echo "commit ${commit:-unknown} (the last that changed it), working tree $state"
+}
+
 write_results() {
     local seconds=$1 netns=$2 first=1 line
     {
@@ -146,6 +160,7 @@ write_results() {
         echo "  \"cpu\": $(json_string "$cpu"),"
         echo "  \"cores\": $(nproc),"
         echo "  \"load_at_start\": $(json_string "$load"),"
+        echo "  \"library\": $(json_string "$library"),"
         echo "  \"repeats\": $repeats,"
         echo "  \"netns_repeats\": $netns_repeats,"
         echo "  \"quick\": $([ "$quick" = 1 ] && echo true || echo false),"
@@ -175,8 +190,14 @@ write_markdown() {
         echo
         echo "- Machine: \`$(uname -a)\`"
         echo "- CPU: $cpu, $(nproc) cores; load average at the start: $load"
-        echo "- Loopback rows: median of $repeats runs; network namespace rows: median of $netns_repeats"
-        echo "  runs (${netns})."
+        echo "- Library: $library"
+        if [ "$netns" = measured ]; then
+            echo "- Loopback rows: median of $repeats runs; network namespace rows:"
+            echo "  median of $netns_repeats runs."
+        else
+            echo "- Loopback rows: median of $repeats runs; no network namespace rows"
+            echo "  ($netns)."
+        fi
         echo
         echo "Every run is preceded by raw UDP on the same path with the same sizes"
         echo "(one \`sendto\` per datagram, a blocking \`recvfrom\` at each end for round"
@@ -184,9 +205,11 @@ write_markdown() {
         echo "per-run ratios (round trips: p50 over raw p50, lower is better; bulk:"
         echo "goodput over raw UDP's delivered rate, higher is better).  Spread is"
         echo "[min .. max] over the runs.  Bulk on loopback uses 65000-byte datagrams;"
-        echo "in the namespaces, 1400.  Goals: rmsg round trip and one rpc client's"
-        echo "call at most 1.10x raw UDP, rmsg bulk at least 1.0x, about 2 datagrams"
-        echo "per rpc call; TCP is the bulk baseline for large messages."
+        echo "in the namespaces, 1400.  A null call's baseline sends 1-byte datagrams."
+        echo "Goals, as rperf checks them: an rmsg round trip and one rpc client's"
+        echo "call at most 1.10x raw UDP, rmsg bulk (pipelined or, as rperf applies"
+        echo "it, stop and wait) at least 1.0x, about 2 datagrams per rpc call; TCP"
+        echo "is the bulk baseline for large messages."
         echo
         cat "$work/table.md"
         echo
@@ -206,6 +229,7 @@ main() {
     mkdir -p "$out"
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2> /dev/null | head -1)
     load=$(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null)
+    library=$(library_version)
     echo "bench: loopback, $repeats runs per case"
     run_loopback
     netns="skipped: BENCH_NETNS=0"

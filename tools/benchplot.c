@@ -1348,8 +1348,10 @@ static void chart_ratios(FILE *f, const struct bench *b, int latency, double x,
                  band * 0.7, c, NULL);
         svg_text(f, p.left - 6, cy + 3.5, "end", "tick", "%s",
                  jstr(r, "label"));
-        svg_text(f, x1 + (x1 >= x0 ? 4 : -4), cy + 3.5,
-                 x1 >= x0 ? "start" : "end", "value", "%.2fx", v);
+        /* The value goes beyond a bar to the right, and on the right of
+         * the 1x line for a bar to the left, clear of the row labels. */
+        svg_text(f, (x1 >= x0 ? x1 : x0) + 4, cy + 3.5, "start", "value",
+                 "%.2fx", v);
     }
     svg_line(f, px_x(&p, &xa, 1), p.top, px_x(&p, &xa, 1), p.bottom, "#444444",
              1, NULL);
