@@ -4,7 +4,7 @@
 #   make bench        the suite (bench/run.sh): loopback, and as root two
 #                     network namespaces at 0-10% kernel drop; writes
 #                     bench/RESULTS.md, results.json and results.svg (about
-#                     6 minutes; BENCH_QUICK=1 for a trial of seconds,
+#                     5 minutes; BENCH_QUICK=1 for a trial of seconds,
 #                     BENCH_NETNS=0 to skip the namespaces)
 #   make test-rperf   each transport briefly on loopback, the JSON fields,
 #                     bad arguments and a server that is not there (a hook
