@@ -23,7 +23,8 @@
  * latest one not matched yet, which learns each path's typical transit
  * time; a second pass then takes the copy whose transit time is closest
  * to it, and an "in" best explained by a copy already matched is a
- * duplicate.  A datagram that failed its checksum arrives as "in drop
+ * duplicate.  An "in" far later than any transit (its program was not
+ * reading, and copies waited in the socket) takes the oldest copy left.  A datagram that failed its checksum arrives as "in drop
  * corrupt len=N" with nothing else to go on: it is matched with an
  * unmatched "out" of that length, sent after the one that arrived before
  * it on the same path, again by transit time.  Whatever "out" is left
@@ -410,6 +411,11 @@ static int same_datagram(const struct event *o, const struct event *in)
            (o->type != T_DATA || (o->seq == in->seq && o->len == in->len));
 }
 
+/* An arrival this much later than the path's typical transit time was
+ * read late (the receiving program was not calling into its endpoint). */
+#define LATE_FACTOR 10
+#define LATE_US 1000
+
 /* How well out o explains arrival `in`: the distance of its transit time
  * from the path's typical one (0 before that is known: then the latest
  * unmatched wins, else the latest matched).  Lower is better. */
@@ -439,6 +445,8 @@ static int find_out(const struct trace *tr, const struct keyed *k, int nk,
         else
             hi = mid;
     }
+    int oldest_unmatched = -1, latest = -1;
+    long long nearest = -1;
     for (int j = lo; j < nk && k[j].h == want.h && k[j].idx < i; j++) {
         const struct event *o = &tr->ev[k[j].idx];
         if (!same_datagram(o, in) || o->fate == F_CORRUPT)
@@ -446,7 +454,16 @@ static int find_out(const struct trace *tr, const struct keyed *k, int nk,
         long long c = cost(o, in, typical);
         if (best < 0 || c <= best_cost) /* later ones win ties */
             best = k[j].idx, best_cost = c;
+        if (oldest_unmatched < 0 && o->copies == 0)
+            oldest_unmatched = k[j].idx;
+        latest = k[j].idx;
+        if (nearest < 0 || in->t - o->t < nearest)
+            nearest = in->t - o->t;
     }
+    /* Far later than any copy could have taken: the receiver was not
+     * reading, and copies waited in its socket in the order they came. */
+    if (typical >= 0 && nearest > LATE_FACTOR * typical + LATE_US)
+        return oldest_unmatched >= 0 ? oldest_unmatched : latest;
     return best;
 }
 
@@ -502,8 +519,10 @@ static int cmp_transit(const void *a, const void *b)
     return (x->us > y->us) - (x->us < y->us);
 }
 
-/* Per path, the median transit time of the arrivals matched so far (-1
- * where there is none). */
+/* Per path, the typical transit time of the arrivals matched so far: the
+ * fifth percentile from the bottom, since arrivals read late (a program
+ * not calling into its endpoint) only ever make it look longer.  -1 where
+ * there is none. */
 static void typical_delays(const struct trace *tr, long long *typ)
 {
     struct transit *d = xrealloc(NULL, (size_t)(tr->nev + 1) * sizeof(*d));
@@ -521,7 +540,7 @@ static void typical_delays(const struct trace *tr, long long *typ)
         int j = i;
         while (j < n && d[j].path == d[i].path)
             j++;
-        typ[d[i].path] = d[i + (j - i) / 2].us;
+        typ[d[i].path] = d[i + (j - i) / 5].us;
         i = j;
     }
     free(d);
