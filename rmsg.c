@@ -93,6 +93,7 @@
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
 #define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
 #define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
+#define DELIVERY_BYTES 64 /* what an unread message costs beyond its own */
 #define IP_UDP_BYTES 28      /* IPv4 and UDP headers: the path carries them */
 #define CC_INITIAL_DGRAMS 32 /* initial congestion window */
 #define PACE_BURST_US 1000   /* most a late sender may catch up at once */
@@ -144,17 +145,19 @@ struct held {
 
 /* A whole message waiting for the application. */
 struct delivery {
-    struct delivery *next;
     struct peer *peer; /* NULL once the relation is gone */
     struct udp_addr from;
     uint8_t *data;
     size_t len;
 };
 
-/* A queued failure or notification. */
-struct event {
-    struct event *next;
-    struct rmsg_event ev;
+/* A first-in, first-out queue of items of one size in a ring that grows
+ * by doubling: deliveries and events come and go with every message, and
+ * taking them from a ring costs nothing like an allocation each. */
+struct fifo {
+    unsigned char *ring;
+    size_t size; /* bytes of an item */
+    uint32_t head, count, cap;
 };
 
 struct peer {
@@ -243,8 +246,8 @@ struct rmsg_core {
     struct peer **buckets;
     uint32_t nbuckets, npeers;
     struct tomb *tombs; /* nbuckets / 2 slots, by address hash */
-    struct delivery *dq, *dq_tail;
-    struct event *evq, *evq_tail;
+    struct fifo dq; /* struct delivery, for rmsg_core_recv */
+    struct fifo evq; /* struct rmsg_event, for rmsg_core_event */
     size_t mem; /* reassembly + held + unread bytes, all peers */
     uint64_t pending;
     /* Stateless replies (RESET, CHALLENGE to an unknown relation). */
@@ -360,20 +363,50 @@ static void trace(const struct rmsg_core *c, rmsg_time now,
     c->cfg.trace(c->cfg.trace_arg, line);
 }
 
+/* Item i (0: the oldest) of a fifo. */
+static void *fifo_at(const struct fifo *q, uint32_t i)
+{
+    return q->ring + (size_t)((q->head + i) & (q->cap - 1)) * q->size;
+}
+
+/* Appends a copy of item.  Returns 0, or -ENOMEM. */
+static int fifo_push(struct fifo *q, const void *item)
+{
+    if (q->count == q->cap) {
+        uint32_t ncap = q->cap ? q->cap * 2 : 16;
+        unsigned char *n = malloc((size_t)ncap * q->size);
+        if (n == NULL || ncap < q->cap) {
+            free(n);
+            return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < q->count; i++)
+            memcpy(n + (size_t)i * q->size, fifo_at(q, i), q->size);
+        free(q->ring);
+        q->ring = n;
+        q->cap = ncap;
+        q->head = 0;
+    }
+    memcpy(fifo_at(q, q->count), item, q->size);
+    q->count++;
+    return 0;
+}
+
+/* Takes the oldest item into *item.  Returns 0, or -EAGAIN when empty. */
+static int fifo_pop(struct fifo *q, void *item)
+{
+    if (q->count == 0)
+        return -EAGAIN;
+    memcpy(item, fifo_at(q, 0), q->size);
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    return 0;
+}
+
 static void push_event(struct rmsg_core *c, const struct peer *p,
                        uint64_t id, int error)
 {
-    struct event *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return; /* the outcome is still in the counters */
-    e->ev.id = id;
-    e->ev.peer = p->addr;
-    e->ev.error = error;
-    if (c->evq_tail)
-        c->evq_tail->next = e;
-    else
-        c->evq = e;
-    c->evq_tail = e;
+    struct rmsg_event ev = {.id = id, .peer = p->addr, .error = error};
+    fifo_push(&c->evq, &ev); /* on failure the outcome is still counted */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -423,6 +456,8 @@ int rmsg_core_new(const struct rmsg_config *cfg, uint64_t seed,
     if (c == NULL)
         return -ENOMEM;
     c->cfg = *cfg;
+    c->dq.size = sizeof(struct delivery);
+    c->evq.size = sizeof(struct rmsg_event);
     c->payload_max =
         (uint32_t)(cfg->datagram_max - WIRE_HEADER_BYTES - WIRE_DATA_BYTES);
     if (c->payload_max > UINT16_MAX)
@@ -457,15 +492,10 @@ void rmsg_core_free(struct rmsg_core *c)
         c->peers = p->next;
         peer_free(c, p);
     }
-    for (struct delivery *d = c->dq, *n; d; d = n) {
-        n = d->next;
-        free(d->data);
-        free(d);
-    }
-    for (struct event *e = c->evq, *n; e; e = n) {
-        n = e->next;
-        free(e);
-    }
+    for (uint32_t i = 0; i < c->dq.count; i++)
+        free(((struct delivery *)fifo_at(&c->dq, i))->data);
+    free(c->dq.ring);
+    free(c->evq.ring);
     free(c->buckets);
     free(c->tombs);
     free(c);
@@ -607,9 +637,11 @@ static void relation_clear(struct rmsg_core *c, struct peer *p, int error)
 static void peer_free(struct rmsg_core *c, struct peer *p)
 {
     relation_clear(c, p, -ECONNRESET);
-    for (struct delivery *d = c->dq; d; d = d->next)
+    for (uint32_t i = 0; i < c->dq.count; i++) {
+        struct delivery *d = fifo_at(&c->dq, i);
         if (d->peer == p)
-            d->peer = NULL;
+            d->peer = NULL; /* its bytes leave c->mem here, not later */
+    }
     c->mem -= p->unread_bytes;
     free(p->sw);
     free(p->rw);
@@ -870,24 +902,20 @@ static uint32_t recv_window(const struct rmsg_core *c, const struct peer *p)
 /* Hands a whole message to the application's queue. */
 static void deliver(struct rmsg_core *c, struct peer *p, rmsg_time now)
 {
-    struct delivery *d = calloc(1, sizeof(*d));
-    if (d == NULL) {
+    struct delivery d = {.peer = p, .from = p->addr, .data = p->rbuf,
+                         .len = p->rlen};
+    if (fifo_push(&c->dq, &d) != 0) {
         /* Cannot happen in a way we can recover from without losing the
          * message; count it as refused rather than crash. */
         c->st.refused++;
         free(p->rbuf);
         c->mem -= p->rcap;
     } else {
-        d->peer = p;
-        d->from = p->addr;
-        d->data = p->rbuf;
-        d->len = p->rlen;
-        p->unread_bytes += p->rcap; /* stays counted in c->mem */
-        if (c->dq_tail)
-            c->dq_tail->next = d;
-        else
-            c->dq = d;
-        c->dq_tail = d;
+        /* The buffer stays counted in c->mem, and a delivery costs
+         * DELIVERY_BYTES besides, so that even empty messages the
+         * application does not read close the window. */
+        p->unread_bytes += p->rcap + DELIVERY_BYTES;
+        c->mem += DELIVERY_BYTES;
         p->st.messages_received++;
         c->st.messages_received++;
         trace(c, now, &p->addr, "deliver len=%u", p->rlen);
@@ -1965,17 +1993,18 @@ rmsg_time rmsg_core_next(struct rmsg_core *c)
 int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
                    size_t *len)
 {
-    struct delivery *d = c->dq;
-    if (d == NULL)
+    struct delivery dv, *d = &dv;
+    if (fifo_pop(&c->dq, d) != 0)
         return -EAGAIN;
-    c->dq = d->next;
-    if (c->dq == NULL)
-        c->dq_tail = NULL;
-    size_t acct = d->len; /* see deliver: the buffer's capacity */
     if (d->peer) {
+        /* See deliver: the buffer (its capacity is its length once
+         * whole) and the delivery's own cost. */
         struct peer *p = d->peer;
-        acct = p->unread_bytes < d->len ? p->unread_bytes : d->len;
+        size_t acct = d->len + DELIVERY_BYTES;
+        if (acct > p->unread_bytes)
+            acct = p->unread_bytes;
         p->unread_bytes -= acct;
+        c->mem -= acct;
         /* Reopen a window that had closed (or nearly). */
         if (p->adv_wnd < c->cfg.window / 4 &&
             recv_window(c, p) >= p->adv_wnd + c->cfg.window / 4)
@@ -1983,26 +2012,16 @@ int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
         if (p->adv_wnd == 0 && recv_window(c, p) > 0)
             p->ack_now = 1;
     }
-    c->mem -= acct;
     if (from)
         *from = d->from;
     *msg = d->data;
     *len = d->len;
-    free(d);
     return 0;
 }
 
 int rmsg_core_event(struct rmsg_core *c, struct rmsg_event *ev)
 {
-    struct event *e = c->evq;
-    if (e == NULL)
-        return -EAGAIN;
-    c->evq = e->next;
-    if (c->evq == NULL)
-        c->evq_tail = NULL;
-    *ev = e->ev;
-    free(e);
-    return 0;
+    return fifo_pop(&c->evq, ev);
 }
 
 void rmsg_core_ack_now(struct rmsg_core *c)

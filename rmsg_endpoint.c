@@ -41,7 +41,7 @@
 #define BATCH 64 /* datagrams per sendmmsg / recvmmsg */
 #define BLOCK_MIN_US 500 /* shorter waits sleep in ppoll, precisely */
 #define BLOCK_MAX_US 3600000000ll /* an hour: longer waits wake and wait on */
-#define SLEPT_US 5 /* a receive that took longer had to sleep for it */
+#define SLEPT_US 0 /* a receive that took longer had to sleep for it */
 #define FAILURES_MAX 4096
 #define RX_BYTES 65536 /* any datagram a peer may send */
 
