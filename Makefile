@@ -37,7 +37,8 @@ EXAMPLES = udp_client udp_server rmsg_client rmsg_server counter_server \
 TOOLS    = rperf
 TEST_SRCS = tests/run.c tests/test_udp.c tests/test_crc32c.c tests/test_wire.c \
             tests/simlink.c tests/test_rmsg_sim.c tests/test_rmsg.c \
-            tests/test_rpc.c tests/test_marshal.c tests/test_rpc_sim.c
+            tests/test_rpc.c tests/test_marshal.c tests/test_rpc_sim.c \
+            tests/test_hostile.c
 TEST_OBJS = $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 STATIC = $(BUILD)/librmsg.a

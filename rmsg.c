@@ -68,6 +68,14 @@
  *   cookie and only an ECHO of that cookie, which only a live peer can send,
  *   replaces the old relation.
  *
+ * Address validation
+ *   An endpoint that validates (servers do by default) keeps no state for
+ *   the first datagram of a relation from an address it has not heard
+ *   from: it answers with a RETRY carrying a keyed token, and only a
+ *   datagram that brings the token back starts the relation, so forged
+ *   source addresses can neither fill the peer table nor make the endpoint
+ *   an amplifier (details in the section of that name below).
+ *
  * Deadlines
  *   A message not acknowledged by its deadline fails with -ETIMEDOUT.  If
  *   none of its fragments had been sent it simply leaves the queue;
@@ -93,7 +101,11 @@
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
 #define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
 #define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
+#define TOKEN_PERIOD_US 10000000 /* address tokens last one to two of these */
 #define DELIVERY_BYTES 64 /* what an unread message costs beyond its own */
+#define REASM_FIRST_BYTES 65536 /* first buffer of a long message; it doubles
+                                   as bytes arrive, so memory follows what
+                                   came, not a length a peer claims */
 #define IP_UDP_BYTES 28      /* IPv4 and UDP headers: the path carries them */
 #define CC_INITIAL_DGRAMS 32 /* initial congestion window */
 #define PACE_BURST_US 1000   /* most a late sender may catch up at once */
@@ -202,6 +214,8 @@ struct peer {
     rmsg_time rto_at, probe_at;
     int probes; /* zero-window probes since the window was last open */
     int rto_probe; /* the timer expired: one fragment goes regardless */
+    int has_token;  /* the peer asked for its address token (RETRY) */
+    uint64_t token; /* which goes with every datagram until it answers */
     rmsg_time tlp_at; /* tail loss probe due (RMSG_NEVER: none) */
     int tlp_sent;     /* a probe went and nothing was delivered since */
 
@@ -345,6 +359,14 @@ static uint64_t cookie_for(const struct rmsg_core *c, const struct udp_addr *a,
     return siphash24(c->key, k, n + 4);
 }
 
+/* A datagram type's name, for the trace. */
+static const char *type_name(uint8_t type)
+{
+    static const char *names[] = {"?", "DATA", "ACK", "CHALLENGE", "ECHO",
+                                  "RESET", "RETRY"};
+    return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
+}
+
 /* One trace line, when tracing is on. */
 static void trace(const struct rmsg_core *c, rmsg_time now,
                   const struct udp_addr *a, const char *fmt, ...)
@@ -427,6 +449,7 @@ void rmsg_config_default(struct rmsg_config *cfg)
     cfg->rto_max_us = RMSG_RTO_MAX_US;
     cfg->rto_initial_us = RMSG_RTO_INITIAL_US;
     cfg->ack_delay_us = RMSG_ACK_DELAY_US;
+    cfg->validate = RMSG_VALIDATE_AUTO;
 }
 
 static int config_ok(const struct rmsg_config *k)
@@ -456,6 +479,7 @@ int rmsg_core_new(const struct rmsg_config *cfg, uint64_t seed,
     if (c == NULL)
         return -ENOMEM;
     c->cfg = *cfg;
+    c->cfg.validate = cfg->validate != 0;
     c->dq.size = sizeof(struct delivery);
     c->evq.size = sizeof(struct rmsg_event);
     c->payload_max =
@@ -548,6 +572,7 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->rto_at = p->probe_at = RMSG_NEVER;
     p->probes = 0;
     p->rto_probe = 0;
+    p->has_token = 0;
     p->tlp_at = RMSG_NEVER;
     p->tlp_sent = 0;
     p->ack_at = RMSG_NEVER;
@@ -872,9 +897,12 @@ static struct frag *cut_fragment(struct rmsg_core *c, struct peer *p)
                   p->snd_una, in_flight + 1, c->cfg.window) != 0)
         return NULL;
     struct frag *f = &p->sw[p->snd_nxt & (p->sw_cap - 1)];
+    /* Until the peer answers, a fragment leaves room for the address
+     * token it may ask for. */
+    uint32_t room = c->payload_max - (p->peer_cid ? 0 : WIRE_COOKIE_BYTES);
     uint32_t n = m->len - m->cut;
-    if (n > c->payload_max)
-        n = c->payload_max;
+    if (n > room)
+        n = room;
     *f = (struct frag){.msg = m, .off = m->cut, .len = (uint16_t)n};
     m->cut += n;
     m->unacked++;
@@ -938,7 +966,7 @@ static int reasm_reserve(struct rmsg_core *c, struct peer *p, uint32_t need)
 {
     if (need <= p->rcap)
         return 0;
-    uint32_t ncap = p->rcap ? p->rcap : 1u << 20;
+    uint32_t ncap = p->rcap ? p->rcap : REASM_FIRST_BYTES;
     while (ncap < need)
         ncap = ncap > UINT32_MAX / 2 ? UINT32_MAX : ncap * 2;
     if (ncap > p->rlen)
@@ -1456,11 +1484,12 @@ static void adopt(struct peer *p, uint32_t cid)
 /* Queues a reply for which no relation exists (bounded; extra ones are
  * dropped, the peer will send again). */
 static void stateless_reply(struct rmsg_core *c, const struct udp_addr *to,
-                            uint8_t type, uint32_t cid)
+                            uint8_t type, uint32_t cid, uint64_t cookie)
 {
     if (c->nsl >= (int)(sizeof(c->sl) / sizeof(c->sl[0])))
         return;
-    c->sl[c->nsl++] = (struct stateless){.to = *to, .type = type, .cid = cid};
+    c->sl[c->nsl++] = (struct stateless){.to = *to, .type = type, .cid = cid,
+                                         .cookie = cookie};
 }
 
 /* Ends the relation with p and starts a new one (new cid, empty streams).
@@ -1499,7 +1528,74 @@ static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
     }
 }
 
-/* Control datagrams: RESET, CHALLENGE, ECHO. */
+/* ------------------------------------------------------------------------ */
+/* Address validation                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* A datagram's source address can be forged, and the first datagram of a
+ * relation from an address we have never heard from proves nothing: were
+ * we to create state for it, a flood of such datagrams with forged
+ * addresses would fill the peer table; were we to answer with more than
+ * it carried, we would amplify an attack on whoever owns the address.  So
+ * an endpoint that validates addresses (cfg.validate) answers such a
+ * datagram with a RETRY carrying a token and keeps nothing: the token is
+ * a keyed hash of the address, the relation's id and the time (in
+ * TOKEN_PERIOD_US steps), so checking it needs no memory either, as with
+ * TCP's SYN cookies and QUIC's Retry.  Only a sender that really receives
+ * at its address can send the token back; its datagrams carry it until it
+ * hears from us, and the one that does is taken as the relation's first.
+ * A RETRY (40 bytes) is smaller than any datagram that can draw one (46
+ * bytes at least), so an endpoint never sends an unproven address more
+ * bytes than it received from it. */
+
+static uint64_t token_for(const struct rmsg_core *c, const struct udp_addr *a,
+                          uint32_t cid, uint64_t epoch)
+{
+    uint8_t k[40];
+    size_t n = addr_key(a, k);
+    memcpy(k + n, &cid, 4);
+    memcpy(k + n + 4, &epoch, 8);
+    k[n + 12] = 'T'; /* never equal to a cookie's input */
+    return siphash24(c->key, k, n + 13);
+}
+
+/* True when a relation may start with this datagram from an unknown
+ * address; otherwise a RETRY answers it (only DATA draws one). */
+static int address_proven(struct rmsg_core *c, const struct udp_addr *from,
+                          const struct wire_packet *w, rmsg_time now)
+{
+    if (!c->cfg.validate)
+        return 1;
+    uint64_t epoch = (uint64_t)(now < 0 ? 0 : now) / TOKEN_PERIOD_US;
+    if ((w->flags & WIRE_FLAG_TOKEN) &&
+        (w->token == token_for(c, from, w->src_cid, epoch) ||
+         (epoch > 0 && w->token == token_for(c, from, w->src_cid, epoch - 1))))
+        return 1;
+    if (w->type == WIRE_DATA) {
+        c->st.address_checks++;
+        stateless_reply(c, from, WIRE_RETRY, w->src_cid,
+                        token_for(c, from, w->src_cid, epoch));
+    }
+    return 0;
+}
+
+/* The peer validates addresses and has not seen our token: everything in
+ * flight was dropped unread, and goes again at once with the token. */
+static void on_retry(struct rmsg_core *c, struct peer *p, uint64_t token,
+                     rmsg_time now)
+{
+    p->has_token = 1;
+    p->token = token;
+    for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
+        struct frag *f = &p->sw[s & (p->sw_cap - 1)];
+        if (f->msg != NULL && !f->sacked)
+            mark_lost(p, f, s);
+    }
+    p->rto_probe = 1;
+    trace(c, now, &p->addr, "retry: address token, sending again");
+}
+
+/* Control datagrams: RESET, CHALLENGE, ECHO, RETRY. */
 static void on_control(struct rmsg_core *c, struct peer *p,
                        const struct udp_addr *from,
                        const struct wire_packet *w, rmsg_time now)
@@ -1507,6 +1603,11 @@ static void on_control(struct rmsg_core *c, struct peer *p,
     if (w->type == WIRE_RESET) {
         if (p && w->dst_cid == p->my_cid)
             relation_reset(c, p, -ECONNRESET, now, "peer has no relation");
+        return;
+    }
+    if (w->type == WIRE_RETRY) {
+        if (p && w->dst_cid == p->my_cid && p->peer_cid == 0)
+            on_retry(c, p, w->cookie, now);
         return;
     }
     if (w->type == WIRE_CHALLENGE) {
@@ -1541,16 +1642,18 @@ static struct peer *relation_for(struct rmsg_core *c, struct peer *p,
         if (w->dst_cid != 0) {
             p = peer_revive(c, from, w->dst_cid, w->src_cid, now);
             if (p == NULL)
-                stateless_reply(c, from, WIRE_RESET, w->src_cid);
+                stateless_reply(c, from, WIRE_RESET, w->src_cid, 0);
             return p;
         }
+        if (!address_proven(c, from, w, now))
+            return NULL;
         if ((p = peer_new(c, from, now)) != NULL)
             adopt(p, w->src_cid);
         return p;
     }
     if (w->dst_cid != 0 && w->dst_cid != p->my_cid) {
         /* Meant for a relation of ours that no longer exists. */
-        stateless_reply(c, from, WIRE_RESET, w->src_cid);
+        stateless_reply(c, from, WIRE_RESET, w->src_cid, 0);
         return NULL;
     }
     if (p->peer_cid == 0) {
@@ -1576,10 +1679,8 @@ static void trace_input(struct rmsg_core *c, struct peer *p,
                         const struct udp_addr *from,
                         const struct wire_packet *w, rmsg_time now)
 {
-    static const char *names[] = {"?", "DATA", "ACK", "CHALLENGE", "ECHO",
-                                  "RESET"};
     if (w->type != WIRE_DATA) {
-        trace(c, now, from, "in %s ack=%u win=%u sack=%u", names[w->type],
+        trace(c, now, from, "in %s ack=%u win=%u sack=%u", type_name(w->type),
               w->ack, w->window, w->nsack);
         return;
     }
@@ -1764,8 +1865,13 @@ static void fill_header(struct rmsg_core *c, struct peer *p,
 {
     w->src_cid = p->my_cid;
     w->dst_cid = p->peer_cid;
-    if (p->peer_cid == 0)
+    if (p->peer_cid == 0) {
+        if (p->has_token) {
+            w->flags = WIRE_FLAG_TOKEN;
+            w->token = p->token;
+        }
         return;
+    }
     w->flags = WIRE_FLAG_ACK;
     w->ack = p->rcv_nxt;
     w->window = p->adv_wnd = recv_window(c, p);
@@ -1793,8 +1899,6 @@ static int emit(struct rmsg_core *c, struct peer *p, struct wire_packet *w,
         p->st.bytes_sent += n;
     }
     if (c->cfg.trace && p) {
-        static const char *names[] = {"?", "DATA", "ACK", "CHALLENGE",
-                                      "ECHO", "RESET"};
         uint32_t pm = c->payload_max;
         if (w->type == WIRE_DATA)
             trace(c, now, &p->addr,
@@ -1804,7 +1908,7 @@ static int emit(struct rmsg_core *c, struct peer *p, struct wire_packet *w,
                   w->payload_len, w->window, w->nsack ? " +sack" : "");
         else
             trace(c, now, &p->addr, "out %s ack=%u win=%u sack=%u",
-                  names[w->type], w->ack, w->window, w->nsack);
+                  type_name(w->type), w->ack, w->window, w->nsack);
     }
     return (int)n;
 }
@@ -1933,7 +2037,7 @@ int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
         struct wire_packet w = {.type = s->type, .src_cid = 1,
                                 .dst_cid = s->cid, .cookie = s->cookie};
         *to = s->to;
-        trace(c, now, to, "out RESET dst=%u", s->cid);
+        trace(c, now, to, "out %s dst=%u", type_name(s->type), s->cid);
         return emit(c, NULL, &w, buf, cap, now);
     }
     for (struct peer *p = c->peers; p; p = p->next) {

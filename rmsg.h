@@ -57,6 +57,7 @@ typedef int64_t rmsg_time;
 #define RMSG_RTO_MAX_US         2000000     /* 2 s: cap on backoff */
 #define RMSG_RTO_INITIAL_US     200000      /* 200 ms before any sample */
 #define RMSG_ACK_DELAY_US       2000        /* hold a lone ack this long */
+#define RMSG_VALIDATE_AUTO      (-1)
 
 /* Settings of a core or endpoint.  Fill it with rmsg_config_default, then
  * change what you need. */
@@ -82,6 +83,14 @@ struct rmsg_config {
     uint32_t rto_min_us, rto_max_us, rto_initial_us;
     uint32_t ack_delay_us;  /* longest an acknowledgment waits for data to
                                ride on */
+    int validate;           /* address validation: 1 on, 0 off, or
+                               RMSG_VALIDATE_AUTO (the default): on for an
+                               endpoint opened on a fixed port (a server),
+                               off on an ephemeral one; a core on its own
+                               takes it as on.  An endpoint that validates
+                               keeps no state for, and never sends more
+                               bytes than it received to, an address that
+                               has not proven it receives (rmsg.c) */
     /* Tracing: when trace is not NULL, one line per protocol event. */
     void (*trace)(void *arg, const char *line);
     void *trace_arg;
@@ -106,6 +115,8 @@ struct rmsg_stats {
     uint64_t acks_sent;          /* pure acknowledgments */
     uint64_t resets;             /* relations restarted */
     uint64_t evicted;            /* idle relations set aside for room */
+    uint64_t address_checks;     /* first datagrams from an unproven
+                                    address answered with a RETRY */
     uint32_t peers;              /* relations now */
     uint32_t srtt_us, rttvar_us, rto_us; /* per peer; endpoint: last peer */
     uint32_t cwnd, in_flight;    /* fragments: congestion window, sent and

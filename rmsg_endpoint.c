@@ -421,6 +421,8 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
         ep->cfg = *cfg;
     else
         rmsg_config_default(&ep->cfg);
+    if (ep->cfg.validate == RMSG_VALIDATE_AUTO)
+        ep->cfg.validate = port != 0; /* a server's port is known to all */
     /* The caller's own trace callback, if any, is kept; otherwise
      * RMSG_TRACE or rmsg_trace send lines to a file. */
     const char *t = getenv("RMSG_TRACE");

@@ -117,6 +117,7 @@ static size_t body_size(const struct wire_packet *p)
         return WIRE_DATA_BYTES + (size_t)p->payload_len;
     case WIRE_CHALLENGE:
     case WIRE_ECHO:
+    case WIRE_RETRY:
         return WIRE_COOKIE_BYTES;
     default:
         return 0;
@@ -126,13 +127,15 @@ static size_t body_size(const struct wire_packet *p)
 size_t wire_size(const struct wire_packet *p)
 {
     return WIRE_HEADER_BYTES + (size_t)p->nsack * WIRE_SACK_BYTES +
+           (p->flags & WIRE_FLAG_TOKEN ? WIRE_COOKIE_BYTES : 0) +
            body_size(p);
 }
 
 size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap)
 {
     if (p->nsack > WIRE_MAX_SACK || p->type < WIRE_DATA ||
-        p->type > WIRE_RESET || wire_size(p) > cap)
+        p->type > WIRE_RETRY || (p->flags & ~WIRE_FLAGS) != 0 ||
+        wire_size(p) > cap)
         return 0;
     struct cursor c = {.w = buf, .left = cap};
     put_u8(&c, WIRE_VERSION);
@@ -150,13 +153,15 @@ size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap)
         put_u32(&c, p->sack[i].first);
         put_u32(&c, p->sack[i].end);
     }
+    if (p->flags & WIRE_FLAG_TOKEN)
+        put_u64(&c, p->token);
     if (p->type == WIRE_DATA) {
         put_u32(&c, p->seq);
         put_u32(&c, p->msg_len);
         put_u32(&c, p->frag_off);
         put_u16(&c, p->payload_len);
         put_bytes(&c, p->payload, p->payload_len);
-    } else if (p->type == WIRE_CHALLENGE || p->type == WIRE_ECHO) {
+    } else if (body_size(p) == WIRE_COOKIE_BYTES) {
         put_u64(&c, p->cookie);
     }
     if (c.bad)
@@ -196,7 +201,7 @@ static int decode_body(struct cursor *c, struct wire_packet *p)
         p->payload = c->r;
         return WIRE_OK;
     }
-    if (p->type == WIRE_CHALLENGE || p->type == WIRE_ECHO)
+    if (body_size(p) == WIRE_COOKIE_BYTES)
         p->cookie = get_u64(c);
     if (c->bad || c->left != 0)
         return WIRE_ERR_FORMAT;
@@ -222,8 +227,8 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_packet *p)
     p->window = get_u32(&c);
     p->ack_delay_us = get_u32(&c);
     p->max_msg = get_u32(&c);
-    if (p->type < WIRE_DATA || p->type > WIRE_RESET ||
-        (p->flags & ~WIRE_FLAG_ACK) != 0 || p->nsack > WIRE_MAX_SACK ||
+    if (p->type < WIRE_DATA || p->type > WIRE_RETRY ||
+        (p->flags & ~WIRE_FLAGS) != 0 || p->nsack > WIRE_MAX_SACK ||
         p->src_cid == 0)
         return WIRE_ERR_FORMAT;
     if (c.left < (size_t)p->nsack * WIRE_SACK_BYTES)
@@ -234,5 +239,8 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_packet *p)
         if (!seq_lt(p->sack[i].first, p->sack[i].end))
             return WIRE_ERR_FORMAT;
     }
+    p->token = p->flags & WIRE_FLAG_TOKEN ? get_u64(&c) : 0;
+    if (c.bad)
+        return WIRE_ERR_SHORT;
     return decode_body(&c, p);
 }

@@ -30,14 +30,17 @@
  * 32 |  nsack selective-acknowledgment blocks, 8 bytes each:         |
  *    |  first sequence (4), one past the last sequence (4)           |
  *    +---------------------------------------------------------------+
+ *    |  address token (8), only when flag TOKEN is set               |
+ *    +---------------------------------------------------------------+
  *    |  the body of the type (below)                                 |
  *
  * | field     | meaning                                                    |
  * |-----------|------------------------------------------------------------|
  * | version   | 1.  Anything else is counted as malformed and dropped.     |
- * | type      | 1 DATA, 2 ACK, 3 CHALLENGE, 4 ECHO, 5 RESET.               |
- * | flags     | bit 0 ACK: the four acknowledgment fields are valid.  The  |
- * |           | other bits must be zero.                                   |
+ * | type      | 1 DATA, 2 ACK, 3 CHALLENGE, 4 ECHO, 5 RESET, 6 RETRY.      |
+ * | flags     | bit 0 ACK: the four acknowledgment fields are valid.       |
+ * |           | bit 1 TOKEN: an address token follows the SACK blocks.     |
+ * |           | The other bits must be zero.                               |
  * | nsack     | number of SACK blocks, at most WIRE_MAX_SACK.              |
  * | src cid   | the sender's random id for this peer relation, chosen when |
  * |           | the relation is created (never 0).  It is also the first   |
@@ -53,6 +56,9 @@
  * |           | in its retransmission timer.                               |
  * | max msg   | the largest message, in bytes, the sender will accept.     |
  * | SACK      | ranges [first, end) of fragments received above `ack`.     |
+ * | token     | the token of the last RETRY from this peer, echoed until   |
+ * |           | the peer's cid is known: proof that the sender receives    |
+ * |           | at its address.                                            |
  *
  * DATA body (14 bytes, then the payload):
  *
@@ -73,6 +79,14 @@
  * CHALLENGE and ECHO bodies: an 8-byte cookie.  A CHALLENGE asks the
  * relation named by dst cid to prove it is alive at this address by echoing
  * the cookie in an ECHO; see "Relations" in rmsg.c.
+ *
+ * RETRY body: an 8-byte token.  An endpoint that validates addresses sends
+ * it, keeping no state, in answer to the first datagram of a new relation
+ * (dst cid 0) from an address it does not know: "send that again with
+ * this token".  dst cid names the relation it answers; src cid is 1 (the
+ * answering side has no relation).  It is never larger than the datagram
+ * it answers, so a forged source address cannot make an amplifier of the
+ * endpoint; see "Address validation" in rmsg.c.
  */
 #ifndef RMSG_WIRE_H
 #define RMSG_WIRE_H
@@ -94,9 +108,12 @@ enum wire_type {
     WIRE_CHALLENGE = 3,
     WIRE_ECHO = 4,
     WIRE_RESET = 5,
+    WIRE_RETRY = 6,
 };
 
 #define WIRE_FLAG_ACK 0x01u
+#define WIRE_FLAG_TOKEN 0x02u
+#define WIRE_FLAGS (WIRE_FLAG_ACK | WIRE_FLAG_TOKEN)
 
 /* One selective-acknowledgment block: fragments [first, end) arrived. */
 struct wire_sack {
@@ -116,13 +133,14 @@ struct wire_packet {
     uint32_t ack_delay_us;
     uint32_t max_msg;
     struct wire_sack sack[WIRE_MAX_SACK];
+    uint64_t token; /* with WIRE_FLAG_TOKEN */
     /* DATA */
     uint32_t seq;
     uint32_t msg_len;
     uint32_t frag_off;
     uint16_t payload_len;
     const uint8_t *payload;
-    /* CHALLENGE, ECHO */
+    /* CHALLENGE, ECHO, RETRY */
     uint64_t cookie;
 };
 

@@ -25,6 +25,7 @@ static const struct {
     {"wire", test_wire_register},
     {"rmsg-sim", test_rmsg_sim_register},
     {"rmsg", test_rmsg_register},
+    {"hostile", test_hostile_register},
     {"marshal", test_marshal_register},
     {"rpc-sim", test_rpc_sim_register},
     {"rpc", test_rpc_register},

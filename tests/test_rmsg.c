@@ -434,6 +434,40 @@ static void test_sender_wakes_poller(void)
     rmsg_close(b);
 }
 
+/* An endpoint that validates addresses (a server on a fixed port does by
+ * default) costs a new peer one RETRY and nothing else; one opened on an
+ * ephemeral port does not validate unless told to. */
+static void test_address_validation(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.validate = 1;
+    struct rmsg_endpoint *a, *srv, *plain;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &a), 0);
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, &cfg, &srv), 0);
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &plain), 0);
+    struct rmsg_endpoint *to_ep[2] = {srv, plain};
+    for (int i = 0; i < 2; i++) {
+        struct sink s = {to_ep[i], 3, (size_t[]){5, 5, 5}, 0};
+        pthread_t t;
+        pthread_create(&t, NULL, sink_run, &s);
+        struct udp_addr to = loopback(rmsg_port(to_ep[i]));
+        for (int m = 0; m < 3; m++) {
+            uint8_t buf[5];
+            fill(buf, 5, m);
+            CU_ASSERT_EQUAL(rmsg_send(a, &to, buf, 5, 5000), 0);
+        }
+        pthread_join(t, NULL);
+        CU_ASSERT_EQUAL(s.good, 3);
+        struct rmsg_stats st;
+        rmsg_stats(to_ep[i], NULL, &st);
+        CU_ASSERT_EQUAL(st.address_checks, i == 0 ? 1u : 0u);
+    }
+    rmsg_close(a);
+    rmsg_close(srv);
+    rmsg_close(plain);
+}
+
 /* Random bytes, truncated and forged headers: nothing is delivered,
  * nothing crashes, memory does not grow, everything is counted. */
 static void test_garbage(void)
@@ -488,7 +522,8 @@ int test_rmsg_register(void)
         !CU_add_test(s, "slow receiver", test_slow_receiver) ||
         !CU_add_test(s, "waiting is cheap", test_waiting_is_cheap) ||
         !CU_add_test(s, "a sender wakes a blocked receiver",
-                     test_sender_wakes_poller))
+                     test_sender_wakes_poller) ||
+        !CU_add_test(s, "address validation", test_address_validation))
         return -1;
     return 0;
 }

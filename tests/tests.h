@@ -13,5 +13,6 @@ int test_rmsg_register(void);
 int test_rpc_register(void);
 int test_marshal_register(void);
 int test_rpc_sim_register(void);
+int test_hostile_register(void);
 
 #endif
