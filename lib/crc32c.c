@@ -5,8 +5,9 @@
  * tables (Kounavis and Berry's "slicing-by-8"): table[0] is the classic
  * byte-at-a-time table, and table[k][b] is the CRC of byte b followed by k
  * zero bytes, so eight lookups XORed together advance the CRC by eight bytes.
- * On x86-64 with SSE 4.2 the crc32 instruction does the same work about ten
- * times faster; which path runs is decided once, at first use.
+ * On x86-64 with SSE 4.2 the crc32 instruction does the same work many
+ * times faster, in three streams at once for long buffers; which path runs
+ * is decided once, at first use.
  */
 #include "crc32c.h"
 
@@ -52,22 +53,97 @@ static uint32_t crc_soft(uint32_t c, const unsigned char *p, size_t n)
     return c;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Shifting a CRC past zero bytes                                            */
+/* ------------------------------------------------------------------------ */
+
+/* The CRC register is linear in its input: the register after a block A
+ * then a block B is the register after A moved on past len(B) zero bytes,
+ * XORed with the register of B alone (started at zero).  Moving a
+ * register past n zero bytes is a 32x32 matrix over GF(2); for the one
+ * block length the hardware path needs it is tabulated, a byte of the
+ * register at a time (shift_table[k][b]: byte b in position k). */
+#define STREAM_BLOCK 2048 /* bytes per stream in the three-stream loop */
+
+static uint32_t shift_table[4][256];
+
+/* Multiplies a GF(2) matrix (mat[i]: the image of bit i) by a vector. */
+static uint32_t gf2_apply(const uint32_t mat[32], uint32_t v)
+{
+    uint32_t r = 0;
+    for (int i = 0; v; i++, v >>= 1)
+        if (v & 1)
+            r ^= mat[i];
+    return r;
+}
+
+/* out = a * a: the shift past twice as many zero bytes. */
+static void gf2_square(uint32_t out[32], const uint32_t a[32])
+{
+    for (int i = 0; i < 32; i++)
+        out[i] = gf2_apply(a, a[i]);
+}
+
+/* Tabulates the shift past STREAM_BLOCK zero bytes (a power of two: one
+ * zero byte's matrix, squared log2(STREAM_BLOCK) times). */
+static void shift_init(void)
+{
+    uint32_t m[32], sq[32];
+    for (int i = 0; i < 32; i++) {
+        uint32_t bit = 1u << i;
+        m[i] = (bit >> 8) ^ table[0][bit & 0xff]; /* one zero byte */
+    }
+    for (int n = 1; n < STREAM_BLOCK; n *= 2) {
+        gf2_square(sq, m);
+        memcpy(m, sq, sizeof(m));
+    }
+    for (int k = 0; k < 4; k++)
+        for (uint32_t b = 0; b < 256; b++)
+            shift_table[k][b] = gf2_apply(m, b << (8 * k));
+}
+
+/* The register c moved on past STREAM_BLOCK zero bytes. */
+static uint32_t shift_block(uint32_t c)
+{
+    return shift_table[0][c & 0xff] ^ shift_table[1][(c >> 8) & 0xff] ^
+           shift_table[2][(c >> 16) & 0xff] ^ shift_table[3][c >> 24];
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CRC32C_HW 1
 
-/* Hardware CRC with the SSE 4.2 crc32 instruction, eight bytes at a time. */
+/* Hardware CRC with the SSE 4.2 crc32 instruction, eight bytes at a time.
+ * The instruction takes three cycles but can start one each cycle, so a
+ * long buffer is done as three interleaved streams over consecutive
+ * blocks, joined with shift_block: about three times the speed of one. */
 __attribute__((target("sse4.2"))) static uint32_t
 crc_hw(uint32_t c, const unsigned char *p, size_t n)
 {
-    uint64_t c64 = c;
+    uint64_t c0 = c;
+    while (n >= 3 * STREAM_BLOCK) {
+        uint64_t c1 = 0, c2 = 0;
+        for (size_t i = 0; i < STREAM_BLOCK; i += 8) {
+            uint64_t w0, w1, w2;
+            memcpy(&w0, p + i, 8); /* unaligned-safe; x86 is little-endian */
+            memcpy(&w1, p + STREAM_BLOCK + i, 8);
+            memcpy(&w2, p + 2 * STREAM_BLOCK + i, 8);
+            c0 = __builtin_ia32_crc32di(c0, w0);
+            c1 = __builtin_ia32_crc32di(c1, w1);
+            c2 = __builtin_ia32_crc32di(c2, w2);
+        }
+        uint32_t ab = shift_block((uint32_t)c0) ^ (uint32_t)c1;
+        c0 = shift_block(ab) ^ (uint32_t)c2;
+        p += 3 * STREAM_BLOCK;
+        n -= 3 * STREAM_BLOCK;
+    }
     while (n >= 8) {
         uint64_t w;
-        memcpy(&w, p, 8); /* unaligned-safe load; x86 is little-endian */
-        c64 = __builtin_ia32_crc32di(c64, w);
+        memcpy(&w, p, 8);
+        c0 = __builtin_ia32_crc32di(c0, w);
         p += 8;
         n -= 8;
     }
-    c = (uint32_t)c64;
+    c = (uint32_t)c0;
     while (n--)
         c = __builtin_ia32_crc32qi(c, *p++);
     return c;
@@ -80,6 +156,7 @@ static int use_hw;
 static void crc_init(void)
 {
     table_init();
+    shift_init();
 #ifdef CRC32C_HW
     __builtin_cpu_init();
     use_hw = __builtin_cpu_supports("sse4.2");

@@ -54,6 +54,36 @@ static void test_incremental_and_paths_agree(void)
     free(buf);
 }
 
+/* Long buffers take the three-stream path: it must agree with the plain
+ * software CRC at every length around its block boundaries, from any
+ * starting value, and when split anywhere. */
+static void test_long_buffers(void)
+{
+    enum { N = 70000 };
+    unsigned char *buf = malloc(N);
+    CU_ASSERT_FATAL(buf != NULL);
+    uint32_t x = 777;
+    for (int i = 0; i < N; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    size_t lens[] = {6143, 6144, 6145, 6151, 12288, 12289, 18431, 65000,
+                     65507, N};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        for (uint32_t start = 0; start < 3; start++) {
+            uint32_t seed = start * 0x9E3779B9u;
+            bad += crc32c(seed, buf, lens[i]) != crc32c_sw(seed, buf, lens[i]);
+            size_t cut = lens[i] / 3 + start;
+            uint32_t a = crc32c(seed, buf, cut);
+            bad += crc32c(a, buf + cut, lens[i] - cut) !=
+                   crc32c_sw(seed, buf, lens[i]);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(buf);
+}
+
 /* A single flipped bit anywhere changes the CRC. */
 static void test_detects_bit_flips(void)
 {
@@ -77,7 +107,8 @@ int test_crc32c_register(void)
         !CU_add_test(s, "known values", test_known_values) ||
         !CU_add_test(s, "incremental, both paths agree",
                      test_incremental_and_paths_agree) ||
-        !CU_add_test(s, "detects bit flips", test_detects_bit_flips))
+        !CU_add_test(s, "detects bit flips", test_detects_bit_flips) ||
+        !CU_add_test(s, "long buffers, three streams", test_long_buffers))
         return -1;
     return 0;
 }
