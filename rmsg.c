@@ -101,6 +101,7 @@
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
 #define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
 #define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
+_Static_assert(RMSG_HEAD_MAX >= WIRE_HEAD_MAX, "RMSG_HEAD_MAX too small");
 #define TOKEN_PERIOD_US 10000000 /* address tokens last one to two of these */
 #define DELIVERY_BYTES 64 /* what an unread message costs beyond its own */
 #define REASM_FIRST_BYTES 65536 /* first buffer of a long message; it doubles
@@ -260,6 +261,10 @@ struct rmsg_core {
     struct peer **buckets;
     uint32_t nbuckets, npeers;
     struct tomb *tombs; /* nbuckets / 2 slots, by address hash */
+    struct msg *graveyard; /* freed during output, see msg_free */
+    int in_output;
+    const void **out_body; /* rmsg_core_output_parts: where the DATA */
+    size_t *out_body_len;  /* payload goes instead of into the buffer */
     struct fifo dq; /* struct delivery, for rmsg_core_recv */
     struct fifo evq; /* struct rmsg_event, for rmsg_core_event */
     size_t mem; /* reassembly + held + unread bytes, all peers */
@@ -431,6 +436,29 @@ static void push_event(struct rmsg_core *c, const struct peer *p,
     fifo_push(&c->evq, &ev); /* on failure the outcome is still counted */
 }
 
+/* Frees a message the core is done with.  Inside rmsg_core_output it goes
+ * to the graveyard instead: a datagram output in pieces points into its
+ * copy until the caller has sent it, so it is freed at the next call that
+ * takes input (bury_dead). */
+static void msg_free(struct rmsg_core *c, struct msg *m)
+{
+    if (c->in_output) {
+        m->next = c->graveyard;
+        c->graveyard = m;
+    } else {
+        free(m);
+    }
+}
+
+static void bury_dead(struct rmsg_core *c)
+{
+    while (c->graveyard) {
+        struct msg *m = c->graveyard;
+        c->graveyard = m->next;
+        free(m);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Configuration and life cycle                                              */
 /* ------------------------------------------------------------------------ */
@@ -516,6 +544,8 @@ void rmsg_core_free(struct rmsg_core *c)
         c->peers = p->next;
         peer_free(c, p);
     }
+    c->in_output = 0;
+    bury_dead(c);
     for (uint32_t i = 0; i < c->dq.count; i++)
         free(((struct delivery *)fifo_at(&c->dq, i))->data);
     free(c->dq.ring);
@@ -636,13 +666,12 @@ static void relation_clear(struct rmsg_core *c, struct peer *p, int error)
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
         struct msg *m = f->msg;
         f->msg = NULL;
-        if (m && --m->unacked == 0 && m->failed) {
-            free(m);
-        }
+        if (m && --m->unacked == 0 && m->failed)
+            msg_free(c, m);
     }
     for (struct msg *m = p->sendq, *n; m; m = n) {
         n = m->next;
-        free(m);
+        msg_free(c, m);
     }
     p->sendq = p->sendq_tail = p->cutting = NULL;
     p->queued_bytes = 0;
@@ -790,6 +819,7 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     if (c == NULL || to == NULL || (data == NULL && len > 0) ||
         (flags & ~RMSG_NOTIFY))
         return -EINVAL;
+    bury_dead(c);
     if (len > UINT32_MAX)
         return -EMSGSIZE;
     struct peer *p = peer_find(c, to);
@@ -868,9 +898,8 @@ static void msg_finish(struct rmsg_core *c, struct peer *p, struct msg *m,
     trace(c, now, &p->addr, "msg=%llu %s", (unsigned long long)m->id,
           error == 0 ? "acked" : strerror(-error));
     m->failed = 1;
-    if (m->unacked == 0) {
-        free(m);
-    }
+    if (m->unacked == 0)
+        msg_free(c, m);
 }
 
 /* The first message with bytes (or an empty message) not yet cut. */
@@ -1311,9 +1340,8 @@ static void frag_acked(struct rmsg_core *c, struct peer *p, struct frag *f,
         return;
     m->unacked--;
     if (m->failed) {
-        if (m->unacked == 0) {
-            free(m);
-        }
+        if (m->unacked == 0)
+            msg_free(c, m);
     } else if (m->unacked == 0 && m->all_cut) {
         msg_finish(c, p, m, 0, now);
     }
@@ -1704,6 +1732,7 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
                     const void *dgram, size_t len, rmsg_time now)
 {
     struct wire_packet w;
+    bury_dead(c);
     c->st.datagrams_received++;
     c->st.bytes_received += len;
     int r = wire_decode(dgram, len, &w);
@@ -1889,14 +1918,20 @@ static void fill_header(struct rmsg_core *c, struct peer *p,
 static int emit(struct rmsg_core *c, struct peer *p, struct wire_packet *w,
                 void *buf, size_t cap, rmsg_time now)
 {
-    size_t n = wire_encode(w, buf, cap);
+    int parts = c->out_body != NULL && w->type == WIRE_DATA;
+    size_t n = parts ? wire_encode_head(w, buf, cap) : wire_encode(w, buf, cap);
     if (n == 0)
         return 0;
+    if (parts) {
+        *c->out_body = w->payload;
+        *c->out_body_len = w->payload_len;
+    }
+    size_t total = n + (parts ? w->payload_len : 0);
     c->st.datagrams_sent++;
-    c->st.bytes_sent += n;
+    c->st.bytes_sent += total;
     if (p) {
         p->st.datagrams_sent++;
-        p->st.bytes_sent += n;
+        p->st.bytes_sent += total;
     }
     if (c->cfg.trace && p) {
         uint32_t pm = c->payload_max;
@@ -2027,11 +2062,10 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
     return 0;
 }
 
-int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
-                     void *buf, size_t cap)
+/* The next datagram, for either output call. */
+static int output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
+                  void *buf, size_t cap)
 {
-    if (c == NULL || to == NULL || buf == NULL || cap < c->cfg.datagram_max)
-        return -EINVAL;
     if (c->nsl > 0) {
         struct stateless *s = &c->sl[--c->nsl];
         struct wire_packet w = {.type = s->type, .src_cid = 1,
@@ -2049,6 +2083,34 @@ int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
         }
     }
     return 0;
+}
+
+int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
+                     void *buf, size_t cap)
+{
+    if (c == NULL || to == NULL || buf == NULL || cap < c->cfg.datagram_max)
+        return -EINVAL;
+    bury_dead(c); /* nothing points into them: no pieces are out */
+    return output(c, now, to, buf, cap);
+}
+
+int rmsg_core_output_parts(struct rmsg_core *c, rmsg_time now,
+                           struct udp_addr *to, void *head, size_t cap,
+                           const void **body, size_t *body_len)
+{
+    if (c == NULL || to == NULL || head == NULL || body == NULL ||
+        body_len == NULL || cap < RMSG_HEAD_MAX)
+        return -EINVAL;
+    *body = NULL;
+    *body_len = 0;
+    c->in_output = 1;
+    c->out_body = body;
+    c->out_body_len = body_len;
+    int n = output(c, now, to, head, cap);
+    c->out_body = NULL;
+    c->out_body_len = NULL;
+    c->in_output = 0;
+    return n;
 }
 
 /* When p next has a datagram to send (0: now; RMSG_NEVER: not until

@@ -175,6 +175,20 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
 int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
                      void *buf, size_t cap);
 
+/* Like rmsg_core_output, but a DATA datagram is not copied whole into the
+ * caller's buffer: head (cap bytes, at least RMSG_HEAD_MAX) gets its
+ * header, and *body / *body_len the payload, which lies in the core's copy
+ * of the message and must be sent right after the head as one datagram
+ * (UDP_SendParts does; the checksum covers both).  For other datagrams
+ * *body_len is 0.  The body stays valid until the next call of any other
+ * rmsg_core_* function than rmsg_core_output_parts and rmsg_core_next, so
+ * a batch of datagrams can be produced and then sent.  Returns the head's
+ * length, 0 when nothing is to be sent now, or -EINVAL. */
+int rmsg_core_output_parts(struct rmsg_core *c, rmsg_time now,
+                           struct udp_addr *to, void *head, size_t cap,
+                           const void **body, size_t *body_len);
+#define RMSG_HEAD_MAX 320 /* bytes: the largest header, SACK blocks and all */
+
 /* The time at which the core next needs rmsg_core_output called even if no
  * datagram arrives, or RMSG_NEVER. */
 rmsg_time rmsg_core_next(struct rmsg_core *c);

@@ -69,8 +69,10 @@ struct rmsg_endpoint {
     struct rmsg_event *failures; /* ring of unreported async failures */
     unsigned nfail, fail_head;
     int failed_since_flush;
-    uint8_t *txbuf, *rxbuf;
-    struct udp_msg tx[BATCH], rx[BATCH];
+    uint8_t *txbuf, *rxbuf; /* BATCH headers; BATCH datagrams */
+    struct udp_parts tx[BATCH];
+    struct udp_addr tx_to[BATCH];
+    struct udp_msg rx[BATCH];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -130,23 +132,30 @@ static void collect_events(struct rmsg_endpoint *ep)
     }
 }
 
-/* Sends everything the core has to send now, in batches. */
+/* Sends everything the core has to send now, in batches.  Payloads are
+ * not copied: each datagram goes out as the header the core wrote into
+ * txbuf and the payload where it lies in the core's copy of the message,
+ * which stays put until the next call into the core (see
+ * rmsg_core_output_parts). */
 static void flush_output(struct rmsg_endpoint *ep, rmsg_time now)
 {
     for (;;) {
         int n = 0;
         while (n < BATCH) {
-            uint8_t *b = ep->txbuf + (size_t)n * ep->cfg.datagram_max;
-            int len = rmsg_core_output(ep->core, now, &ep->tx[n].addr, b,
-                                       ep->cfg.datagram_max);
+            uint8_t *h = ep->txbuf + (size_t)n * RMSG_HEAD_MAX;
+            struct udp_parts *d = &ep->tx[n];
+            int len = rmsg_core_output_parts(ep->core, now, &ep->tx_to[n], h,
+                                             RMSG_HEAD_MAX, &d->body,
+                                             &d->body_len);
             if (len <= 0)
                 break;
-            ep->tx[n].buf = b;
-            ep->tx[n].len = (size_t)len;
+            d->to = &ep->tx_to[n];
+            d->head = h;
+            d->head_len = (size_t)len;
             n++;
         }
         for (int sent = 0; sent < n;) {
-            int k = UDP_SendMany(ep->fd, ep->tx + sent, n - sent);
+            int k = UDP_SendParts(ep->fd, ep->tx + sent, n - sent);
             if (k < 0) {
                 if (errno == EINTR)
                     continue;
@@ -442,7 +451,7 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
     if (err)
         goto fail;
     err = -ENOMEM;
-    ep->txbuf = malloc((size_t)BATCH * ep->cfg.datagram_max);
+    ep->txbuf = malloc((size_t)BATCH * RMSG_HEAD_MAX);
     ep->rxbuf = malloc((size_t)BATCH * RX_BYTES);
     ep->failures = calloc(FAILURES_MAX, sizeof(*ep->failures));
     if (!ep->txbuf || !ep->rxbuf || !ep->failures)

@@ -759,22 +759,29 @@ int UDP_RecvFrom(int fd, void *buf, size_t cap, struct udp_addr *from,
  * kernel, not state of any socket: learned once, on the first refusal. */
 static atomic_int gso_refused;
 
-/* How many of msgs[i..n) can leave as one segmented send (UDP generic
+/* Bytes of a datagram to send, head and body. */
+static size_t parts_len(const struct udp_parts *d)
+{
+    return d->head_len + d->body_len;
+}
+
+/* How many of d[i..n) can leave as one segmented send (UDP generic
  * segmentation offload: the kernel cuts one buffer into datagrams of the
  * first one's size): same destination, same size, the last one possibly
  * shorter.  1 when segmentation does not apply. */
-static int gso_run(const struct udp_msg *msgs, int i, int n)
+static int gso_run(const struct udp_parts *d, int i, int n)
 {
-    size_t seg = msgs[i].len, bytes = seg;
+    size_t seg = parts_len(&d[i]), bytes = seg;
+    const struct udp_addr *to = d[i].to;
     int k = i + 1;
     if (atomic_load_explicit(&gso_refused, memory_order_relaxed) || seg == 0)
         return 1;
-    while (k < n && k - i < GSO_MAX_SEGS && msgs[k].len <= seg &&
-           bytes + msgs[k].len <= GSO_MAX_BYTES &&
-           msgs[k].addr.len == msgs[i].addr.len &&
-           memcmp(&msgs[k].addr.ss, &msgs[i].addr.ss, msgs[i].addr.len) == 0) {
-        bytes += msgs[k].len;
-        if (msgs[k++].len < seg)
+    while (k < n && k - i < GSO_MAX_SEGS && parts_len(&d[k]) <= seg &&
+           bytes + parts_len(&d[k]) <= GSO_MAX_BYTES &&
+           d[k].to->len == to->len &&
+           memcmp(&d[k].to->ss, &to->ss, to->len) == 0) {
+        bytes += parts_len(&d[k]);
+        if (parts_len(&d[k++]) < seg)
             break; /* a shorter datagram can only come last */
     }
     return k - i;
@@ -802,44 +809,46 @@ static int mmsg_recv_one(int fd, struct mmsghdr *mh, int flags)
     return 1;
 }
 
-/* Sends msgs[0..n) with sendmmsg, UDP_BATCH datagrams at a time; runs of
- * equal datagrams to one destination go as one segmented send, which costs
- * the kernel a fraction of sending them one by one.  Stops at the first
- * datagram that cannot go.  Returns how many went, or -1 if none did. */
-static int send_batch(int fd, struct udp_msg *msgs, int n)
+/* Sends d[0..n) with sendmmsg, UDP_BATCH datagrams at a time, each from
+ * its two pieces (no copy); runs of equal datagrams to one destination go
+ * as one segmented send, which costs the kernel a fraction of sending them
+ * one by one.  Stops at the first datagram that cannot go.  Returns how
+ * many went, or -1 if none did. */
+static int send_batch(int fd, const struct udp_parts *d, int n)
 {
     int total = 0, family = 0;
     while (total < n) {
         struct mmsghdr mh[UDP_BATCH];
-        struct iovec iov[UDP_BATCH];
+        struct iovec iov[2 * UDP_BATCH];
         struct sockaddr_in6 mapped[UDP_BATCH];
         union {
             char buf[CMSG_SPACE(sizeof(uint16_t))];
             struct cmsghdr align;
         } ctl[UDP_BATCH];
         int count[UDP_BATCH]; /* datagrams in each message */
-        int k = 0, used = 0;
+        int k = 0, used = 0, pieces = 0;
         while (k < UDP_BATCH && total + used < n) {
             int first = total + used;
-            struct udp_msg *m = &msgs[first];
             const struct sockaddr *to;
             socklen_t tolen;
-            if (dest_for(fd, &family, (const struct sockaddr *)&m->addr.ss,
-                         m->addr.len, &mapped[k], &to, &tolen) < 0)
+            if (dest_for(fd, &family, (const struct sockaddr *)&d[first].to->ss,
+                         d[first].to->len, &mapped[k], &to, &tolen) < 0)
                 break;
-            int run = gso_run(msgs, first, first + (UDP_BATCH - used) <= n
-                                                   ? first + (UDP_BATCH - used)
-                                                   : n);
-            for (int j = 0; j < run; j++) {
-                iov[used + j].iov_base = msgs[first + j].buf;
-                iov[used + j].iov_len = msgs[first + j].len;
-            }
+            int run = gso_run(d, first, first + (UDP_BATCH - used) <= n
+                                            ? first + (UDP_BATCH - used)
+                                            : n);
             memset(&mh[k], 0, sizeof(mh[k]));
             struct msghdr *h = &mh[k].msg_hdr;
             h->msg_name = (void *)to;
             h->msg_namelen = tolen;
-            h->msg_iov = &iov[used];
-            h->msg_iovlen = (size_t)run;
+            h->msg_iov = &iov[pieces];
+            for (int j = 0; j < run; j++) {
+                const struct udp_parts *p = &d[first + j];
+                iov[pieces++] = (struct iovec){(void *)p->head, p->head_len};
+                if (p->body_len > 0)
+                    iov[pieces++] = (struct iovec){(void *)p->body, p->body_len};
+            }
+            h->msg_iovlen = (size_t)(&iov[pieces] - h->msg_iov);
             if (run > 1) {
                 h->msg_control = ctl[k].buf;
                 h->msg_controllen = sizeof(ctl[k].buf);
@@ -847,7 +856,7 @@ static int send_batch(int fd, struct udp_msg *msgs, int n)
                 c->cmsg_level = SOL_UDP;
                 c->cmsg_type = UDP_SEGMENT;
                 c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-                uint16_t seg = (uint16_t)m->len;
+                uint16_t seg = (uint16_t)parts_len(&d[first]);
                 memcpy(CMSG_DATA(c), &seg, sizeof(seg));
             }
             count[k++] = run;
@@ -939,13 +948,24 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n, int flags)
     return total;
 }
 #else
-/* Elsewhere: one sendto per datagram. */
-static int send_batch(int fd, struct udp_msg *msgs, int n)
+/* Elsewhere: one sendmsg per datagram. */
+static int send_batch(int fd, const struct udp_parts *d, int n)
 {
-    int i;
-    for (i = 0; i < n; i++)
-        if (UDP_SendTo(fd, msgs[i].buf, msgs[i].len, &msgs[i].addr) < 0)
+    int i, family = 0;
+    for (i = 0; i < n; i++) {
+        struct sockaddr_in6 mapped;
+        const struct sockaddr *to;
+        socklen_t tolen;
+        if (dest_for(fd, &family, (const struct sockaddr *)&d[i].to->ss,
+                     d[i].to->len, &mapped, &to, &tolen) < 0)
             break;
+        struct iovec iov[2] = {{(void *)d[i].head, d[i].head_len},
+                               {(void *)d[i].body, d[i].body_len}};
+        struct msghdr h = {.msg_name = (void *)to, .msg_namelen = tolen,
+                           .msg_iov = iov, .msg_iovlen = 2};
+        if (sendmsg(fd, &h, 0) < 0)
+            break;
+    }
     return i > 0 ? i : -1;
 }
 
@@ -968,21 +988,69 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n, int flags)
 }
 #endif
 
-/* Sends a batch; a socket with faults sends datagram by datagram so that
- * each one meets its own fate. */
+/* A socket with faults sends datagram by datagram so that each one meets
+ * its own fate; a datagram in two pieces is joined first. */
+static int send_through_faults(int fd, const struct udp_parts *d, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        const void *buf = d[i].head;
+        unsigned char *joined = NULL;
+        if (d[i].body_len > 0) {
+            joined = malloc(parts_len(&d[i]));
+            if (joined == NULL)
+                break;
+            memcpy(joined, d[i].head, d[i].head_len);
+            memcpy(joined + d[i].head_len, d[i].body, d[i].body_len);
+            buf = joined;
+        }
+        int r = UDP_SendTo(fd, buf, parts_len(&d[i]), d[i].to);
+        free(joined);
+        if (r < 0)
+            break;
+    }
+    return i > 0 ? i : -1;
+}
+
+int UDP_SendParts(int fd, const struct udp_parts *d, int n)
+{
+    if (d == NULL || n <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (d[i].to == NULL || (d[i].head == NULL && d[i].head_len > 0) ||
+            (d[i].body == NULL && d[i].body_len > 0)) {
+            errno = EINVAL;
+            return -1;
+        }
+    return faults_on(fd) ? send_through_faults(fd, d, n)
+                         : send_batch(fd, d, n);
+}
+
+/* The batch as datagrams of one piece, UDP_BATCH at a time. */
 int UDP_SendMany(int fd, struct udp_msg *msgs, int n)
 {
     if (msgs == NULL || n <= 0) {
         errno = EINVAL;
         return -1;
     }
-    if (!faults_on(fd))
-        return send_batch(fd, msgs, n);
-    int i;
-    for (i = 0; i < n; i++)
-        if (UDP_SendTo(fd, msgs[i].buf, msgs[i].len, &msgs[i].addr) < 0)
+    int total = 0;
+    while (total < n) {
+        struct udp_parts d[UDP_BATCH];
+        int k = n - total < UDP_BATCH ? n - total : UDP_BATCH;
+        for (int i = 0; i < k; i++)
+            d[i] = (struct udp_parts){.to = &msgs[total + i].addr,
+                                      .head = msgs[total + i].buf,
+                                      .head_len = msgs[total + i].len};
+        int r = UDP_SendParts(fd, d, k);
+        if (r < 0)
+            return total > 0 ? total : -1;
+        total += r;
+        if (r < k)
             break;
-    return i > 0 ? i : -1;
+    }
+    return total;
 }
 
 /* Waits for the first datagram, then takes what else is already queued. */

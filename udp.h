@@ -184,6 +184,21 @@ struct udp_msg {
  * EAGAIN only on a non-blocking socket. */
 int UDP_SendMany(int fd, struct udp_msg *msgs, int n);
 
+/* One datagram to send, made of two pieces sent back to back: a head and
+ * a body (for example a protocol header and the payload where it lies),
+ * so that neither needs copying into one buffer first. */
+struct udp_parts {
+    const struct udp_addr *to;
+    const void *head;
+    size_t head_len;
+    const void *body; /* may be NULL when body_len is 0 */
+    size_t body_len;
+};
+
+/* Like UDP_SendMany, for datagrams in two pieces.  Returns how many were
+ * sent (>= 1), or -1 with errno (EINVAL for a NULL or incomplete entry). */
+int UDP_SendParts(int fd, const struct udp_parts *d, int n);
+
 /* Receives up to n datagrams, waiting at most timeout_ms for the first (0 =
  * do not wait, negative = until one arrives or the socket's blocking
  * timeout passes) and not at all for the rest (recvmmsg on Linux; with a

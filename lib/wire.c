@@ -131,11 +131,16 @@ size_t wire_size(const struct wire_packet *p)
            body_size(p);
 }
 
-size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap)
+/* Encodes *p into buf, the payload of DATA too when with_payload, and
+ * fills in the CRC (over the payload in any case).  Returns the bytes
+ * written, or 0. */
+static size_t encode(const struct wire_packet *p, uint8_t *buf, size_t cap,
+                     int with_payload)
 {
+    size_t skip = p->type == WIRE_DATA && !with_payload ? p->payload_len : 0;
     if (p->nsack > WIRE_MAX_SACK || p->type < WIRE_DATA ||
         p->type > WIRE_RETRY || (p->flags & ~WIRE_FLAGS) != 0 ||
-        wire_size(p) > cap)
+        wire_size(p) - skip > cap)
         return 0;
     struct cursor c = {.w = buf, .left = cap};
     put_u8(&c, WIRE_VERSION);
@@ -160,7 +165,8 @@ size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap)
         put_u32(&c, p->msg_len);
         put_u32(&c, p->frag_off);
         put_u16(&c, p->payload_len);
-        put_bytes(&c, p->payload, p->payload_len);
+        if (with_payload)
+            put_bytes(&c, p->payload, p->payload_len);
     } else if (body_size(p) == WIRE_COOKIE_BYTES) {
         put_u64(&c, p->cookie);
     }
@@ -168,9 +174,21 @@ size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap)
         return 0;
     size_t len = (size_t)(c.w - buf);
     uint32_t crc = crc32c(0, buf, len);
+    if (skip > 0)
+        crc = crc32c(crc, p->payload, skip);
     struct cursor at_crc = {.w = buf + 12, .left = 4};
     put_u32(&at_crc, crc);
     return len;
+}
+
+size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap)
+{
+    return encode(p, buf, cap, 1);
+}
+
+size_t wire_encode_head(const struct wire_packet *p, uint8_t *buf, size_t cap)
+{
+    return encode(p, buf, cap, 0);
 }
 
 /* Checks the CRC: computed over the datagram with the CRC field zeroed. */

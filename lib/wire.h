@@ -161,6 +161,17 @@ size_t wire_size(const struct wire_packet *p);
  * small or a count is out of range (nothing useful is left in buf). */
 size_t wire_encode(const struct wire_packet *p, uint8_t *buf, size_t cap);
 
+/* Like wire_encode, but for DATA writes everything except the payload,
+ * which must follow the returned bytes on the wire unchanged (the CRC
+ * covers it): a sender can then send header and payload without copying
+ * the payload.  For other types the same as wire_encode. */
+size_t wire_encode_head(const struct wire_packet *p, uint8_t *buf, size_t cap);
+
+/* The most bytes wire_encode_head writes. */
+#define WIRE_HEAD_MAX                                                         \
+    (WIRE_HEADER_BYTES + WIRE_MAX_SACK * WIRE_SACK_BYTES +                   \
+     WIRE_COOKIE_BYTES + WIRE_DATA_BYTES)
+
 /* Checks and decodes a datagram of len bytes.  Every length is checked before
  * the bytes it covers are read; nothing is allocated.  Returns WIRE_OK or a
  * wire_error; on error *p is unspecified. */
