@@ -2134,21 +2134,40 @@ static rmsg_time peer_due(const struct rmsg_core *c, const struct peer *p)
     return p->pace_at;
 }
 
+/* The next time p must run to keep data moving: sending (pacing), finding
+ * a loss among reordered fragments (RACK), acknowledging.  Late, these
+ * stall a transfer. */
+static rmsg_time peer_next_strict(const struct rmsg_core *c,
+                                  const struct peer *p)
+{
+    return tmin(tmin(peer_due(c, p), p->rack_at), p->ack_at);
+}
+
 rmsg_time rmsg_core_next(struct rmsg_core *c)
 {
     if (c->nsl > 0)
         return 0;
     rmsg_time t = RMSG_NEVER;
     for (struct peer *p = c->peers; p; p = p->next) {
-        t = tmin(t, peer_due(c, p));
+        /* The others are for when nothing comes back: the deadline, the
+         * retransmission and tail-probe timers, the persist timer. */
+        t = tmin(t, peer_next_strict(c, p));
         t = tmin(t, p->deadline_next);
         t = tmin(t, p->rto_at);
         t = tmin(t, p->tlp_at);
-        t = tmin(t, p->rack_at);
-        t = tmin(t, p->ack_at);
         if (p->peer_wnd == 0 && p->cutting && p->snd_una == p->snd_nxt)
             t = tmin(t, p->probe_at == RMSG_NEVER ? 0 : p->probe_at);
     }
+    return t;
+}
+
+rmsg_time rmsg_core_next_strict(struct rmsg_core *c)
+{
+    if (c->nsl > 0)
+        return 0;
+    rmsg_time t = RMSG_NEVER;
+    for (struct peer *p = c->peers; p; p = p->next)
+        t = tmin(t, peer_next_strict(c, p));
     return t;
 }
 

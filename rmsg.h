@@ -193,6 +193,14 @@ int rmsg_core_output_parts(struct rmsg_core *c, rmsg_time now,
  * datagram arrives, or RMSG_NEVER. */
 rmsg_time rmsg_core_next(struct rmsg_core *c);
 
+/* The part of rmsg_core_next that must not run late: the timers that keep
+ * data moving (pacing, loss detection among reordered fragments,
+ * acknowledgments).  The rest (retransmission and probe timers,
+ * deadlines) are for when nothing comes back, and may run a few
+ * milliseconds late without harm; a driver may sleep on a coarse timer
+ * until them.  RMSG_NEVER when there is none. */
+rmsg_time rmsg_core_next_strict(struct rmsg_core *c);
+
 /* Takes the next whole message received from any peer.  On success returns
  * 0, stores the sender in *from and a malloc'd buffer the caller must free()
  * in *msg (NULL for an empty message) with its length in *len.  Returns

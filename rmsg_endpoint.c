@@ -8,13 +8,15 @@
  * holds.  No thread of our own: the calling thread does the work, which
  * keeps a round trip close to raw UDP's.
  *
- * How it sleeps.  A wait of a millisecond or more is a blocking receive on
- * the socket with the kernel's receive timeout as the timer, the very
- * system call a raw UDP program makes, so waiting for a reply costs what
- * it costs raw UDP.  The kernel counts that timeout in scheduler ticks, so
- * such a timer may fire up to one tick (1 to 10 ms) late; the waits that
- * need precision are short (pacing, reordering timers) and sleep in ppoll
- * instead, to the microsecond.
+ * How it sleeps.  A wait of half a millisecond or more, for timers that
+ * are there for when nothing comes back (retransmission, probes,
+ * deadlines), is a blocking receive on the socket with the kernel's
+ * receive timeout as the timer, the very system call a raw UDP program
+ * makes, so waiting for a reply costs what it costs raw UDP.  The kernel
+ * counts that timeout in scheduler ticks, so such a timer may fire up to
+ * one tick (1 to 10 ms) late.  Waits for the timers that keep a transfer
+ * moving (pacing, loss detection, acknowledgments: see
+ * rmsg_core_next_strict) sleep in ppoll instead, to the microsecond.
  *
  * Several threads may call at once.  One lock guards the core.  At most one
  * thread at a time sleeps on the socket (the "poller"); the others sleep on
@@ -41,7 +43,9 @@
 #define BATCH 64 /* datagrams per sendmmsg / recvmmsg */
 #define BLOCK_MIN_US 500 /* shorter waits sleep in ppoll, precisely */
 #define BLOCK_MAX_US 3600000000ll /* an hour: longer waits wake and wait on */
-#define SLEPT_US 0 /* a receive that took longer had to sleep for it */
+#define SLEPT_US 5 /* a receive that took longer had to sleep for it */
+#define BLOCK_STRICT_US 20000 /* a timer that must not run late is this far
+                                 off at least for a coarse sleep */
 #define FAILURES_MAX 4096
 #define RX_BYTES 65536 /* any datagram a peer may send */
 
@@ -288,8 +292,13 @@ static void wait_once(struct rmsg_endpoint *ep, rmsg_time deadline)
     rmsg_time wait = until == RMSG_NEVER ? RMSG_NEVER
                      : until > now       ? until - now
                                          : 0;
+    /* The kernel's timer may fire up to a tick late: fine for the timers
+     * that are for when nothing comes back, not for those that keep a
+     * transfer moving (rmsg_core_next_strict). */
+    rmsg_time strict = rmsg_core_next_strict(ep->core);
     int n = 0, slots = BATCH;
-    int block = ep->self_wake && wait >= BLOCK_MIN_US;
+    int block = ep->self_wake && wait >= BLOCK_MIN_US &&
+                (strict == RMSG_NEVER || strict - now >= BLOCK_STRICT_US);
     if (block)
         block_for(ep, wait);
     if (wait > 0) {
