@@ -372,12 +372,18 @@ static const char *type_name(uint8_t type)
     return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
 
-/* One trace line, when tracing is on. */
-static void trace(const struct rmsg_core *c, rmsg_time now,
-                  const struct udp_addr *a, const char *fmt, ...)
+/* One trace line when tracing is on, the arguments not even computed when
+ * it is off (this runs on every datagram's path). */
+#define TRACE(c, ...)                                                        \
+    do {                                                                     \
+        if ((c)->cfg.trace)                                                  \
+            trace_line((c), __VA_ARGS__);                                    \
+    } while (0)
+
+/* One trace line; see TRACE. */
+static void trace_line(const struct rmsg_core *c, rmsg_time now,
+                       const struct udp_addr *a, const char *fmt, ...)
 {
-    if (c->cfg.trace == NULL)
-        return;
     char line[256], who[64];
     int n = snprintf(line, sizeof(line), "%lld.%06lld %s ",
                      (long long)(now / 1000000), (long long)(now % 1000000),
@@ -750,7 +756,7 @@ static int evict_idle_peer(struct rmsg_core *c, rmsg_time now)
                        .peer_cid = victim->peer_cid,
                        .snd_nxt = victim->snd_nxt, .rcv_nxt = victim->rcv_nxt,
                        .peer_max_msg = victim->peer_max_msg, .used = 1};
-    trace(c, now, &victim->addr, "evict idle relation");
+    TRACE(c, now, &victim->addr, "evict idle relation");
     peer_unlink(c, victim);
     c->st.evicted++;
     peer_free(c, victim);
@@ -776,7 +782,7 @@ static struct peer *peer_revive(struct rmsg_core *c,
     p->rcv_nxt = t->rcv_nxt;
     p->peer_max_msg = t->peer_max_msg;
     t->used = 0;
-    trace(c, now, from, "revive relation");
+    TRACE(c, now, from, "revive relation");
     return p;
 }
 
@@ -854,7 +860,7 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     p->queued_bytes += len + MSG_OVERHEAD;
     p->deadline_next = tmin(p->deadline_next, deadline);
     c->pending++;
-    trace(c, now, to, "queue msg=%llu len=%zu", (unsigned long long)m->id,
+    TRACE(c, now, to, "queue msg=%llu len=%zu", (unsigned long long)m->id,
           len);
     return (int64_t)m->id;
 }
@@ -895,7 +901,7 @@ static void msg_finish(struct rmsg_core *c, struct peer *p, struct msg *m,
         c->st.messages_failed++;
         push_event(c, p, m->id, error);
     }
-    trace(c, now, &p->addr, "msg=%llu %s", (unsigned long long)m->id,
+    TRACE(c, now, &p->addr, "msg=%llu %s", (unsigned long long)m->id,
           error == 0 ? "acked" : strerror(-error));
     m->failed = 1;
     if (m->unacked == 0)
@@ -975,7 +981,7 @@ static void deliver(struct rmsg_core *c, struct peer *p, rmsg_time now)
         c->mem += DELIVERY_BYTES;
         p->st.messages_received++;
         c->st.messages_received++;
-        trace(c, now, &p->addr, "deliver len=%u", p->rlen);
+        TRACE(c, now, &p->addr, "deliver len=%u", p->rlen);
         /* A message of several fragments is bulk, not a request waiting
          * for a reply to carry its acknowledgment: acknowledge it now, so
          * a receiver that stops calling after it does not leave the
@@ -1276,7 +1282,7 @@ static void rate_sample(struct rmsg_core *c, struct peer *p,
     if (p->cc.mode != was) {
         static const char *mode[] = {"startup", "drain", "probe-bw",
                                      "probe-rtt"};
-        trace(c, now, &p->addr,
+        TRACE(c, now, &p->addr,
               "cc %s bw=%lluB/s min_rtt=%uus cwnd=%llu pipe=%llu",
               mode[p->cc.mode], (unsigned long long)p->cc.bw,
               p->cc.min_rtt_us, (unsigned long long)p->cc.cwnd,
@@ -1527,7 +1533,7 @@ static void stateless_reply(struct rmsg_core *c, const struct udp_addr *to,
 static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
                            rmsg_time now, const char *why)
 {
-    trace(c, now, &p->addr, "reset relation (%s)", why);
+    TRACE(c, now, &p->addr, "reset relation (%s)", why);
     struct msg *unsent = NULL, *tail = p->sendq_tail;
     size_t bytes = 0;
     if (p->cutting && p->cutting->cut == 0 && !p->cutting->all_cut) {
@@ -1620,7 +1626,7 @@ static void on_retry(struct rmsg_core *c, struct peer *p, uint64_t token,
             mark_lost(p, f, s);
     }
     p->rto_probe = 1;
-    trace(c, now, &p->addr, "retry: address token, sending again");
+    TRACE(c, now, &p->addr, "retry: address token, sending again");
 }
 
 /* Control datagrams: RESET, CHALLENGE, ECHO, RETRY. */
@@ -1708,7 +1714,7 @@ static void trace_input(struct rmsg_core *c, struct peer *p,
                         const struct wire_packet *w, rmsg_time now)
 {
     if (w->type != WIRE_DATA) {
-        trace(c, now, from, "in %s ack=%u win=%u sack=%u", type_name(w->type),
+        TRACE(c, now, from, "in %s ack=%u win=%u sack=%u", type_name(w->type),
               w->ack, w->window, w->nsack);
         return;
     }
@@ -1723,7 +1729,7 @@ static void trace_input(struct rmsg_core *c, struct peer *p,
     uint32_t i = w->frag_off / size + 1;
     uint32_t n = w->msg_len ? (uint32_t)(((uint64_t)w->msg_len + size - 1) /
                                          size) : 1;
-    trace(c, now, from, "in DATA seq=%u ack=%u frag=%u/%u len=%u msg=%u "
+    TRACE(c, now, from, "in DATA seq=%u ack=%u frag=%u/%u len=%u msg=%u "
           "win=%u sack=%u", w->seq, w->ack, i, n < i ? i : n, w->payload_len,
           w->msg_len, w->window, w->nsack);
 }
@@ -1742,7 +1748,7 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
         (*(bad_sum ? &c->st.corrupt : &c->st.malformed))++;
         if (p)
             (*(bad_sum ? &p->st.corrupt : &p->st.malformed))++;
-        trace(c, now, from, "in drop %s len=%zu",
+        TRACE(c, now, from, "in drop %s len=%zu",
               r == WIRE_ERR_CHECKSUM ? "corrupt" : "malformed", len);
         return 0;
     }
@@ -1822,7 +1828,7 @@ static void retransmission_timer(struct rmsg_core *c, struct peer *p,
     p->rto = rto > c->cfg.rto_max_us ? c->cfg.rto_max_us : (uint32_t)rto;
     cc_on_timeout(&p->cc);
     p->rto_at = now + p->rto;
-    trace(c, now, &p->addr, "timeout rto=%uus backoff=%d", p->rto,
+    TRACE(c, now, &p->addr, "timeout rto=%uus backoff=%d", p->rto,
           p->backoff);
 }
 
@@ -1848,7 +1854,7 @@ static void tail_loss_probe(struct rmsg_core *c, struct peer *p,
         mark_lost(p, f, s);
         p->rto_probe = 1;
         p->tlp_sent = 1;
-        trace(c, now, &p->addr, "tail loss probe seq=%u", s);
+        TRACE(c, now, &p->addr, "tail loss probe seq=%u", s);
         return;
     }
 }
@@ -1936,13 +1942,13 @@ static int emit(struct rmsg_core *c, struct peer *p, struct wire_packet *w,
     if (c->cfg.trace && p) {
         uint32_t pm = c->payload_max;
         if (w->type == WIRE_DATA)
-            trace(c, now, &p->addr,
+            TRACE(c, now, &p->addr,
                   "out DATA seq=%u ack=%u frag=%u/%u len=%u win=%u%s",
                   w->seq, w->ack, w->frag_off / pm + 1,
                   w->msg_len ? (w->msg_len + pm - 1) / pm : 1,
                   w->payload_len, w->window, w->nsack ? " +sack" : "");
         else
-            trace(c, now, &p->addr, "out %s ack=%u win=%u sack=%u",
+            TRACE(c, now, &p->addr, "out %s ack=%u win=%u sack=%u",
                   type_name(w->type), w->ack, w->window, w->nsack);
     }
     return (int)n;
@@ -2071,7 +2077,7 @@ static int output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
         struct wire_packet w = {.type = s->type, .src_cid = 1,
                                 .dst_cid = s->cid, .cookie = s->cookie};
         *to = s->to;
-        trace(c, now, to, "out %s dst=%u", type_name(s->type), s->cid);
+        TRACE(c, now, to, "out %s dst=%u", type_name(s->type), s->cid);
         return emit(c, NULL, &w, buf, cap, now);
     }
     for (struct peer *p = c->peers; p; p = p->next) {
