@@ -40,14 +40,14 @@
 
 #include "rpc.h"
 
-#define REGISTER 1
-#define LOOKUP 2
-#define UNREGISTER 3
-#define BAD_REQUEST 1 /* our error codes, positive: they reach the caller */
-#define FULL 2
+#define REGISTER     1
+#define LOOKUP       2
+#define UNREGISTER   3
+#define BAD_REQUEST  1 /* our error codes, positive: they reach the caller */
+#define FULL         2
 #define NAME_MAX_LEN 64
 #define HOST_MAX_LEN 255
-#define ENTRIES_MAX 1024
+#define ENTRIES_MAX  1024
 
 struct entry {
     char name[NAME_MAX_LEN + 1];
@@ -98,8 +98,7 @@ static int decode_entry(struct rpc_dec *d, struct entry *want,
     rpc_get_u32(d, &want->port);
     for (int i = 0; i < r->n; i++)
         if (strcmp(r->e[i].name, want->name) == 0 &&
-            strcmp(r->e[i].host, want->host) == 0 &&
-            r->e[i].port == want->port)
+            strcmp(r->e[i].host, want->host) == 0 && r->e[i].port == want->port)
             return i;
     return -1;
 }
@@ -185,8 +184,8 @@ int main(int argc, char *argv[])
     reg.ttl_ms = argc > 2 ? (uint32_t)atoi(argv[2]) : 1000;
     int rc = rpc_server_open(port, NULL, &server);
     if (rc < 0 || reg.ttl_ms == 0) {
-        fprintf(stderr, "discovery: %s\n", rc < 0 ? rpc_strerror(rc)
-                                                  : "bad ttl");
+        fprintf(stderr, "discovery: %s\n",
+                rc < 0 ? rpc_strerror(rc) : "bad ttl");
         return 1;
     }
     rpc_register(server, REGISTER, do_register, &reg, 0);
@@ -194,8 +193,8 @@ int main(int argc, char *argv[])
     rpc_register(server, UNREGISTER, do_unregister, &reg, 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    printf("listening on port %d\nleases last %u ms\n",
-           rpc_server_port(server), reg.ttl_ms);
+    printf("listening on port %d\nleases last %u ms\n", rpc_server_port(server),
+           reg.ttl_ms);
     fflush(stdout);
     rpc_serve(server, 0);
     rpc_server_close(server);

@@ -40,12 +40,12 @@
 
 #include "rpc.h"
 
-#define ECHO 1
-#define REGISTER 1
-#define UNREGISTER 3
+#define ECHO            1
+#define REGISTER        1
+#define UNREGISTER      3
 #define CALL_TIMEOUT_MS 1000 /* see "Staying registered" */
 #define BACKOFF_BASE_MS 50
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MAX_MS  2000
 
 /* The registration thread's state. */
 struct registration {
@@ -115,14 +115,14 @@ static int call_discovery(struct registration *r, uint32_t proc)
     rpc_put_string(&e, r->name);
     rpc_put_string(&e, r->host);
     rpc_put_u32(&e, (uint32_t)r->port);
-    int rc = e.err ? e.err : rpc_call(r->discovery, proc, e.buf, e.len,
-                                      &reply, &len, CALL_TIMEOUT_MS);
+    int rc = e.err ? e.err
+                   : rpc_call(r->discovery, proc, e.buf, e.len, &reply, &len,
+                              CALL_TIMEOUT_MS);
     rpc_enc_free(&e);
     uint32_t ttl = 0;
     struct rpc_dec d;
     rpc_dec_init(&d, reply, len);
-    if (rc == 0 && proc == REGISTER &&
-        (rpc_get_u32(&d, &ttl) != 0 || ttl == 0))
+    if (rc == 0 && proc == REGISTER && (rpc_get_u32(&d, &ttl) != 0 || ttl == 0))
         rc = -EPROTO;
     free(reply);
     return rc != 0 ? (rc > 0 ? -EPROTO : rc) : (int)ttl;
@@ -190,8 +190,8 @@ int main(int argc, char *argv[])
     }
     int rc = rpc_server_open(atoi(argv[a]), NULL, &server);
     if (rc == 0)
-        rc = rpc_client_open(argv[a + 1], atoi(argv[a + 2]), NULL,
-                             &r.discovery);
+        rc =
+            rpc_client_open(argv[a + 1], atoi(argv[a + 2]), NULL, &r.discovery);
     if (rc < 0) {
         fprintf(stderr, "echo_service: %s\n", rpc_strerror(rc));
         return 1;

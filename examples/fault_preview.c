@@ -74,8 +74,8 @@ int main(int argc, char *argv[])
             ;
     }
     printf("total: %llu sent, %llu dropped, %llu duplicated, %llu corrupted, "
-           "%llu reordered\n", (unsigned long long)after.sent,
-           (unsigned long long)after.dropped,
+           "%llu reordered\n",
+           (unsigned long long)after.sent, (unsigned long long)after.dropped,
            (unsigned long long)after.duplicated,
            (unsigned long long)after.corrupted,
            (unsigned long long)after.reordered);

@@ -71,8 +71,7 @@ static int on_message(struct transfer *t, uint8_t *msg, size_t len)
         rpc_get_string_buf(&d, name, sizeof(name));
         if (rpc_dec_end(&d) != 0)
             return -1;
-        printf("receiving %s: %llu bytes\n", name,
-               (unsigned long long)t->size);
+        printf("receiving %s: %llu bytes\n", name, (unsigned long long)t->size);
         return 0;
     }
     if (type == 'D') {
@@ -155,8 +154,9 @@ int main(int argc, char *argv[])
     uint64_t disk_sum = read_back(path, &disk_len);
     int same = disk_sum == t.sender_sum && disk_len == t.size;
     printf("wrote %llu bytes to %s; sender's checksum %016llx, read back "
-           "%016llx: %s\n", (unsigned long long)disk_len, path,
-           (unsigned long long)t.sender_sum, (unsigned long long)disk_sum,
+           "%016llx: %s\n",
+           (unsigned long long)disk_len, path, (unsigned long long)t.sender_sum,
+           (unsigned long long)disk_sum,
            same ? "checksum matches" : "CHECKSUM MISMATCH");
     struct rpc_enc e;
     rpc_enc_init(&e, 0);

@@ -42,7 +42,7 @@
 #include "rpc_marshal.h"
 
 #define CHUNK_KB_DEFAULT 256
-#define TIMEOUT_MS 60000
+#define TIMEOUT_MS       60000
 
 /* FNV-1a, 64 bits: a simple checksum, continued chunk by chunk.  (A real
  * tool would use a cryptographic hash such as SHA-256; the idea is the
@@ -110,8 +110,7 @@ static int send_file(struct rmsg_endpoint *ep, const struct udp_addr *to,
 }
 
 /* Waits for the receiver's report and says whether it confirms the copy. */
-static int check_report(struct rmsg_endpoint *ep, uint64_t size,
-                        uint64_t sum)
+static int check_report(struct rmsg_endpoint *ep, uint64_t size, uint64_t sum)
 {
     void *msg;
     size_t len;
@@ -152,8 +151,7 @@ static void print_stats(struct rmsg_endpoint *ep, uint64_t size, double t)
            "duplicates received %llu, corrupt received %llu\n",
            (unsigned long long)st.datagrams_sent,
            (unsigned long long)st.retransmissions,
-           (unsigned long long)st.timeouts,
-           (unsigned long long)st.duplicates,
+           (unsigned long long)st.timeouts, (unsigned long long)st.duplicates,
            (unsigned long long)st.corrupt);
 }
 
@@ -178,8 +176,8 @@ int main(int argc, char *argv[])
         fprintf(stderr, "file_send: cannot reach %s\n", argv[1]);
         return 1;
     }
-    const char *name = strrchr(argv[3], '/') ? strrchr(argv[3], '/') + 1
-                                             : argv[3];
+    const char *name =
+        strrchr(argv[3], '/') ? strrchr(argv[3], '/') + 1 : argv[3];
     double t0 = seconds();
     struct rpc_enc e;
     rpc_enc_init(&e, 0);

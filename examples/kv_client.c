@@ -25,10 +25,10 @@
 
 #include "rpc.h"
 
-#define KV_PUT 1
-#define KV_GET 2
-#define KV_DELETE 3
-#define KV_SIZE 4
+#define KV_PUT          1
+#define KV_GET          2
+#define KV_DELETE       3
+#define KV_SIZE         4
 #define CALL_TIMEOUT_MS 10000
 
 /* Makes one call with the encoded arguments and decodes the reply into
@@ -94,8 +94,10 @@ static int command(struct rpc_client *c, int argc, char **argv)
     rpc_enc_free(&e);
     free(reply);
     if (used == 0) {
-        fprintf(stderr, "kv_client: unknown command or missing argument: "
-                        "%s\n", argv[0]);
+        fprintf(stderr,
+                "kv_client: unknown command or missing argument: "
+                "%s\n",
+                argv[0]);
         return -1;
     }
     if (rc != 0 || d.err != 0 || rpc_dec_left(&d) != 0) {

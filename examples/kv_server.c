@@ -29,13 +29,13 @@
 
 #include "rpc.h"
 
-#define KV_PUT 1
-#define KV_GET 2
-#define KV_DELETE 3
-#define KV_SIZE 4
+#define KV_PUT         1
+#define KV_GET         2
+#define KV_DELETE      3
+#define KV_SIZE        4
 #define KV_BAD_REQUEST 1
-#define KEY_MAX 1024
-#define BUCKETS 1024 /* a fixed table: chains grow, it never rehashes */
+#define KEY_MAX        1024
+#define BUCKETS        1024 /* a fixed table: chains grow, it never rehashes */
 
 struct item {
     struct item *next;
@@ -116,8 +116,8 @@ static int get(void *arg, const void *req, size_t len, struct rpc_enc *reply)
     return 0;
 }
 
-static int delete(void *arg, const void *req, size_t len,
-                  struct rpc_enc *reply)
+static int delete (void *arg, const void *req, size_t len,
+                   struct rpc_enc *reply)
 {
     struct store *s = arg;
     struct rpc_dec d;
@@ -176,7 +176,8 @@ int main(int argc, char *argv[])
     struct rpc_server_stats st;
     rpc_server_stats(server, &st);
     printf("%u keys; handler runs %llu, duplicates answered from the cache "
-           "%llu\n", store.keys, (unsigned long long)st.calls,
+           "%llu\n",
+           store.keys, (unsigned long long)st.calls,
            (unsigned long long)st.cached_replies);
     rpc_server_close(server);
     return 0;

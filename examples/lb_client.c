@@ -41,14 +41,14 @@
 
 #include "rpc.h"
 
-#define ECHO 1
-#define LOOKUP 2
-#define SERVERS_MAX 32
-#define HOST_MAX_LEN 255
-#define REFRESH_MS 200
-#define DOWN_MS 1000
+#define ECHO            1
+#define LOOKUP          2
+#define SERVERS_MAX     32
+#define HOST_MAX_LEN    255
+#define REFRESH_MS      200
+#define DOWN_MS         1000
 #define BACKOFF_BASE_MS 20
-#define BACKOFF_MAX_MS 1000
+#define BACKOFF_MAX_MS  1000
 
 struct server {
     char host[HOST_MAX_LEN + 1];
@@ -99,8 +99,8 @@ static int lookup(struct rpc_client *d, const char *name,
     size_t len = 0, n = 0;
     rpc_enc_init(&e, 0);
     rpc_put_string(&e, name);
-    int rc = e.err ? e.err : rpc_call(d, LOOKUP, e.buf, e.len, &reply, &len,
-                                      1000);
+    int rc =
+        e.err ? e.err : rpc_call(d, LOOKUP, e.buf, e.len, &reply, &len, 1000);
     rpc_enc_free(&e);
     if (rc != 0) {
         free(reply);
@@ -236,15 +236,16 @@ static int attempt(struct lb *lb, int i, int id)
     snprintf(text, sizeof(text), "call %d", id);
     rpc_enc_init(&e, 0);
     rpc_put_bytes(&e, text, strlen(text));
-    int rc = e.err ? e.err : rpc_call(lb->s[i].c, ECHO, e.buf, e.len, &reply,
-                                      &len, lb->timeout_ms);
+    int rc = e.err ? e.err
+                   : rpc_call(lb->s[i].c, ECHO, e.buf, e.len, &reply, &len,
+                              lb->timeout_ms);
     rpc_enc_free(&e);
     struct rpc_dec d;
     rpc_dec_init(&d, reply, len);
-    if (rc == 0 && (rpc_get_u32(&d, &port) != 0 ||
-                    rpc_get_bytes(&d, &back, &n) != 0 ||
-                    rpc_dec_end(&d) != 0 || port != (uint32_t)lb->s[i].port ||
-                    n != strlen(text) || memcmp(back, text, n) != 0))
+    if (rc == 0 &&
+        (rpc_get_u32(&d, &port) != 0 || rpc_get_bytes(&d, &back, &n) != 0 ||
+         rpc_dec_end(&d) != 0 || port != (uint32_t)lb->s[i].port ||
+         n != strlen(text) || memcmp(back, text, n) != 0))
         rc = -EPROTO; /* not the echo we asked for */
     free(reply);
     return rc;
@@ -308,8 +309,8 @@ static void *worker(void *arg)
         else
             lb->failed++;
         if (rc != 0)
-            printf("call %d: FAILED after %d attempts: %s\n", id,
-                   lb->attempts, rpc_strerror(rc));
+            printf("call %d: FAILED after %d attempts: %s\n", id, lb->attempts,
+                   rpc_strerror(rc));
         if (lb->done % step == 0)
             printf("progress: %d/%d calls\n", lb->done, lb->calls);
         fflush(stdout);
@@ -324,8 +325,9 @@ static void *worker(void *arg)
 static void report(struct lb *lb)
 {
     printf("%d calls: %d succeeded, %d failed; %d failovers, %d retries "
-           "(policy %s)\n", lb->calls, lb->ok, lb->failed, lb->failovers,
-           lb->retries, lb->loc ? "least outstanding calls" : "round robin");
+           "(policy %s)\n",
+           lb->calls, lb->ok, lb->failed, lb->failovers, lb->retries,
+           lb->loc ? "least outstanding calls" : "round robin");
     for (int i = 0; i < lb->n; i++)
         printf("  %s:%d served %d calls\n", lb->s[i].host, lb->s[i].port,
                lb->s[i].served);

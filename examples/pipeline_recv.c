@@ -33,13 +33,12 @@ static void on_signal(int sig)
 
 static uint32_t get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
 /* Whether msg is message `want`, with the contents the sender writes. */
-static int check(const uint8_t *msg, size_t len, uint32_t want,
-                 uint32_t *count)
+static int check(const uint8_t *msg, size_t len, uint32_t want, uint32_t *count)
 {
     if (len < 8 || get32(msg) != want)
         return 0;
@@ -86,7 +85,8 @@ int main(int argc, char *argv[])
     if (rc < 0) {
         struct rmsg_stats st;
         rmsg_stats(ep, NULL, &st);
-        fprintf(stderr, "pipeline_recv: stream ended after %u messages: %s "
+        fprintf(stderr,
+                "pipeline_recv: stream ended after %u messages: %s "
                 "(datagrams received %llu, sent %llu, duplicates %llu, "
                 "corrupt %llu, malformed %llu, refused %llu, resets %llu)\n",
                 next, strerror(-rc), (unsigned long long)st.datagrams_received,

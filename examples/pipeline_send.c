@@ -117,30 +117,32 @@ int main(int argc, char *argv[])
     if (rc < 0 || failed != 0) {
         struct rmsg_event ev = {0};
         if (failed > 0 && rmsg_failure(ep, &ev) == 0) /* the first: why */
-            fprintf(stderr, "pipeline_send: %d messages failed, the first "
-                    "(id %llu): %s\n", failed, (unsigned long long)ev.id,
-                    strerror(-ev.error));
+            fprintf(stderr,
+                    "pipeline_send: %d messages failed, the first "
+                    "(id %llu): %s\n",
+                    failed, (unsigned long long)ev.id, strerror(-ev.error));
         else
             fprintf(stderr, "pipeline_send: %s\n",
                     rc < 0 ? strerror(-rc) : "flush timed out");
         struct rmsg_stats st;
         rmsg_stats(ep, NULL, &st);
-        fprintf(stderr, "pipeline_send: datagrams sent %llu, received %llu, "
+        fprintf(stderr,
+                "pipeline_send: datagrams sent %llu, received %llu, "
                 "retransmissions %llu, timeouts %llu, corrupt %llu, "
                 "malformed %llu, refused %llu, resets %llu\n",
                 (unsigned long long)st.datagrams_sent,
                 (unsigned long long)st.datagrams_received,
                 (unsigned long long)st.retransmissions,
-                (unsigned long long)st.timeouts,
-                (unsigned long long)st.corrupt,
+                (unsigned long long)st.timeouts, (unsigned long long)st.corrupt,
                 (unsigned long long)st.malformed,
                 (unsigned long long)st.refused, (unsigned long long)st.resets);
         rmsg_close(ep);
         return 1;
     }
     printf("%s: %u messages of %zu bytes queued in %.3f s, all acknowledged "
-           "after %.3f s (%.0f messages/s)\n", sync ? "sync" : "async",
-           count, bytes, queued, t, count / (t > 0 ? t : 1e-9));
+           "after %.3f s (%.0f messages/s)\n",
+           sync ? "sync" : "async", count, bytes, queued, t,
+           count / (t > 0 ? t : 1e-9));
     int bad = report(ep, count);
     struct rmsg_stats st;
     rmsg_stats(ep, NULL, &st);

@@ -24,16 +24,15 @@
  * time; a second pass then takes the copy whose transit time is closest
  * to it, and an "in" best explained by a copy already matched is a
  * duplicate.  An "in" far later than any transit (its program was not
- * reading, and copies waited in the socket) takes the oldest copy left.  A datagram that failed its checksum arrives as "in drop
- * corrupt len=N" with nothing else to go on: it is matched with an
- * unmatched "out" of that length, sent after the one that arrived before
- * it on the same path, again by transit time.  Whatever "out" is left
- * unmatched was never
- * received: lost (dropped by the network, or sent after its receiver
- * stopped reading).  A DATA sequence number sent before on the same path
- * is a retransmission.  Sequence numbers are shown relative to the first
- * one of their relation (#0, #1, ...); "ACK #5" means "everything before
- * #5 arrived".
+ * reading, and copies waited in the socket) takes the oldest copy left.  A
+ * datagram that failed its checksum arrives as "in drop corrupt len=N" with
+ * nothing else to go on: it is matched with an unmatched "out" of that length,
+ * sent after the one that arrived before it on the same path, again by transit
+ * time.  Whatever "out" is left unmatched was never received: lost (dropped by
+ * the network, or sent after its receiver stopped reading).  A DATA sequence
+ * number sent before on the same path is a retransmission.  Sequence numbers
+ * are shown relative to the first one of their relation (#0, #1, ...); "ACK #5"
+ * means "everything before #5 arrived".
  *
  * Limits (what the trace lines do not say): every line names its peer
  * but not its own endpoint, so in a file holding several endpoints a line
@@ -56,43 +55,43 @@
 /* ------------------------------------------------------------------------ */
 
 enum { T_NONE, T_DATA, T_ACK, T_CHALLENGE, T_ECHO, T_RESET };
-static const char *type_names[] = {"?", "DATA", "ACK", "CHALLENGE", "ECHO",
-                                   "RESET"};
+static const char *type_names[] = {"?",         "DATA", "ACK",
+                                   "CHALLENGE", "ECHO", "RESET"};
 
 enum kind { EV_OPEN, EV_OUT, EV_IN, EV_IN_BAD, EV_NOTE };
 enum fate { F_LOST, F_ARRIVED, F_CORRUPT, F_UNKNOWN };
 
 /* Sizes of lib/wire.h, to tell which datagram a corrupt one was. */
-#define WIRE_HEADER 32
+#define WIRE_HEADER    32
 #define WIRE_DATA_BODY 14
-#define WIRE_SACK 8
-#define WIRE_COOKIE 8
+#define WIRE_SACK      8
+#define WIRE_COOKIE    8
 
 struct endpoint {
-    int port;          /* as its peers see it; 0 when unknown */
+    int port; /* as its peers see it; 0 when unknown */
     long pid;
-    int file;          /* the trace it came from; -1: not traced */
-    long long opened;  /* time of its open line (us) */
-    char addr[48];     /* not traced: the address its peers used */
-    int sent;          /* datagrams it sent, so far (for --list) */
+    int file;         /* the trace it came from; -1: not traced */
+    long long opened; /* time of its open line (us) */
+    char addr[48];    /* not traced: the address its peers used */
+    int sent;         /* datagrams it sent, so far (for --list) */
 };
 
 struct event {
-    long long t;       /* microseconds */
-    int file, order;   /* where the line was, to keep ties in order */
+    long long t;     /* microseconds */
+    int file, order; /* where the line was, to keep ties in order */
     int kind, type;
-    int ep, peer;      /* endpoint it happened at, the other side (-1) */
+    int ep, peer; /* endpoint it happened at, the other side (-1) */
     int peer_port;
     char peer_addr[48];
     uint32_t seq, ack, win, len, sack, fi, fn, dlen;
-    char *text;        /* EV_NOTE: what happened */
+    char *text; /* EV_NOTE: what happened */
     /* Filled in by the matching: */
-    int match;         /* IN: its OUT; OUT: its first IN; -1 */
-    int copies;        /* OUT: good copies received */
-    int fate;          /* OUT */
-    int retx, late;    /* OUT: sent before; arrived after a later one */
-    int index;         /* OUT: the sender's n-th datagram, from 1 */
-    int prev_out;      /* IN_BAD: the OUT matched by the arrival before */
+    int match;            /* IN: its OUT; OUT: its first IN; -1 */
+    int copies;           /* OUT: good copies received */
+    int fate;             /* OUT */
+    int retx, late;       /* OUT: sent before; arrived after a later one */
+    int index;            /* OUT: the sender's n-th datagram, from 1 */
+    int prev_out;         /* IN_BAD: the OUT matched by the arrival before */
     long long rseq, rack; /* relative numbers, -1 when unknown */
 };
 
@@ -103,7 +102,7 @@ struct trace {
     int nev, cap;
     char **files;
     int nfiles;
-    int **ports;       /* per file: sorted peer ports it mentions */
+    int **ports; /* per file: sorted peer ports it mentions */
     int *nports;
     long long t0;
 };
@@ -188,9 +187,15 @@ static void parse_line(struct trace *tr, int file, int order, char *line)
     }
     struct event *e = &tr->ev[tr->nev];
     memset(e, 0, sizeof(*e));
-    *e = (struct event){.t = sec * 1000000 + usec, .file = file,
-                        .order = order, .ep = -1, .peer = -1, .match = -1,
-                        .prev_out = -1, .rseq = -1, .rack = -1};
+    *e = (struct event){.t = sec * 1000000 + usec,
+                        .file = file,
+                        .order = order,
+                        .ep = -1,
+                        .peer = -1,
+                        .match = -1,
+                        .prev_out = -1,
+                        .rseq = -1,
+                        .rack = -1};
     snprintf(e->peer_addr, sizeof(e->peer_addr), "%s", addr);
     const char *colon = strrchr(addr, ':');
     e->peer_port = colon ? atoi(colon + 1) : 0;
@@ -200,8 +205,8 @@ static void parse_line(struct trace *tr, int file, int order, char *line)
         sscanf(rest, "open port=%d pid=%ld", &port, &pid) == 2) {
         e->kind = EV_OPEN;
         tr->ep = xrealloc(tr->ep, (size_t)(tr->nep + 1) * sizeof(*tr->ep));
-        tr->ep[tr->nep] = (struct endpoint){.port = port, .pid = pid,
-                                            .file = file, .opened = e->t};
+        tr->ep[tr->nep] = (struct endpoint){
+            .port = port, .pid = pid, .file = file, .opened = e->t};
         e->ep = tr->nep++;
     } else if (strncmp(rest, "out ", 4) == 0) {
         e->kind = EV_OUT;
@@ -281,12 +286,12 @@ static int file_mentions(const struct trace *tr, int file, int port)
 /* The traced endpoint that had `port` at time t (the latest opened by
  * then, else any), other than `not`; -1 if none. */
 static int traced_with_port(const struct trace *tr, int port, long long t,
-                            int not)
+                            int not )
 {
     int best = -1;
     for (int i = 0; i < tr->nep; i++) {
         const struct endpoint *p = &tr->ep[i];
-        if (p->file < 0 || p->port != port || i == not)
+        if (p->file < 0 || p->port != port || i == not )
             continue;
         if (best < 0 || (p->opened <= t && p->opened > tr->ep[best].opened))
             best = i;
@@ -335,10 +340,9 @@ static int peer_of(struct trace *tr, const struct event *e)
         if (tr->ep[i].file < 0 && strcmp(tr->ep[i].addr, e->peer_addr) == 0)
             return i;
     tr->ep = xrealloc(tr->ep, (size_t)(tr->nep + 1) * sizeof(*tr->ep));
-    tr->ep[tr->nep] = (struct endpoint){.port = e->peer_port, .file = -1,
-                                        .opened = e->t};
-    snprintf(tr->ep[tr->nep].addr, sizeof(tr->ep[0].addr), "%s",
-             e->peer_addr);
+    tr->ep[tr->nep] =
+        (struct endpoint){.port = e->peer_port, .file = -1, .opened = e->t};
+    snprintf(tr->ep[tr->nep].addr, sizeof(tr->ep[0].addr), "%s", e->peer_addr);
     return tr->nep++;
 }
 
@@ -382,8 +386,13 @@ static void resolve(struct trace *tr)
 /* A hash of what an "in" and its "out" share (from the sender's side). */
 static uint64_t key_of(const struct event *e, int sender, int receiver)
 {
-    uint64_t v[] = {(uint64_t)sender, (uint64_t)receiver, e->type, e->ack,
-                    e->win, e->sack, e->type == T_DATA ? e->seq : 0,
+    uint64_t v[] = {(uint64_t)sender,
+                    (uint64_t)receiver,
+                    e->type,
+                    e->ack,
+                    e->win,
+                    e->sack,
+                    e->type == T_DATA ? e->seq : 0,
                     e->type == T_DATA ? e->len : 0};
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -414,7 +423,7 @@ static int same_datagram(const struct event *o, const struct event *in)
 /* An arrival this much later than the path's typical transit time was
  * read late (the receiving program was not calling into its endpoint). */
 #define LATE_FACTOR 10
-#define LATE_US 1000
+#define LATE_US     1000
 
 /* How well out o explains arrival `in`: the distance of its transit time
  * from the path's typical one (0 before that is known: then the latest
@@ -583,13 +592,13 @@ static void match_pass(struct trace *tr, const struct keyed *k, int nk,
 static void match(struct trace *tr)
 {
     struct keyed *k = xrealloc(NULL, (size_t)(tr->nev + 1) * sizeof(*k));
-    long long *typ = xrealloc(NULL, (size_t)(tr->nep * tr->nep + 1) *
-                                        sizeof(*typ));
+    long long *typ =
+        xrealloc(NULL, (size_t)(tr->nep * tr->nep + 1) * sizeof(*typ));
     int nk = 0;
     for (int i = 0; i < tr->nev; i++)
         if (tr->ev[i].kind == EV_OUT && tr->ev[i].peer >= 0)
-            k[nk++] = (struct keyed){key_of(&tr->ev[i], tr->ev[i].ep,
-                                            tr->ev[i].peer), i};
+            k[nk++] = (struct keyed){
+                key_of(&tr->ev[i], tr->ev[i].ep, tr->ev[i].peer), i};
     qsort(k, (size_t)nk, sizeof(*k), cmp_keyed);
     match_pass(tr, k, nk, NULL);
     typical_delays(tr, typ);
@@ -607,7 +616,7 @@ static void match(struct trace *tr)
     for (int i = 0; i < tr->nev; i++) {
         struct event *e = &tr->ev[i];
         if (e->kind == EV_OUT && e->fate != F_CORRUPT)
-            e->fate = e->copies ? F_ARRIVED
+            e->fate = e->copies                                 ? F_ARRIVED
                       : e->peer < 0 || tr->ep[e->peer].file < 0 ? F_UNKNOWN
                                                                 : F_LOST;
     }
@@ -671,8 +680,8 @@ static void annotate(struct trace *tr)
  * than the earliest arrival among those sent after it. */
 static void mark_late(struct trace *tr)
 {
-    long long *first = xrealloc(NULL, (size_t)tr->nep * tr->nep *
-                                          sizeof(long long));
+    long long *first =
+        xrealloc(NULL, (size_t)tr->nep * tr->nep * sizeof(long long));
     for (int i = 0; i < tr->nep * tr->nep; i++)
         first[i] = -1;
     for (int i = tr->nev - 1; i >= 0; i--) {
@@ -753,8 +762,7 @@ static int shown(const struct trace *tr, const struct options *o,
     return e->kind != EV_OPEN && !(e->kind == EV_IN_BAD && e->match >= 0);
 }
 
-static void endpoint_title(const struct trace *tr, int i, char *buf,
-                           size_t cap)
+static void endpoint_title(const struct trace *tr, int i, char *buf, size_t cap)
 {
     const struct endpoint *p = &tr->ep[i];
     if (p->file < 0) {
@@ -813,8 +821,8 @@ static void row_print(struct canvas *c)
 /* An arrow from lane a to lane b on this row, with its label in the
  * middle; a lost one stops two thirds of the way in an X; `from_unknown`
  * starts it with a '?' (an arrival whose sending is not in the trace). */
-static void arrow(struct canvas *c, int a, int b, const char *label,
-                  int lost, int from_unknown)
+static void arrow(struct canvas *c, int a, int b, const char *label, int lost,
+                  int from_unknown)
 {
     int xa = lane_x(c, a), xb = lane_x(c, b), dir = xb > xa ? 1 : -1;
     int end = lost ? xa + (xb - xa) * 2 / 3 : xb - dir;
@@ -837,8 +845,8 @@ static void arrow(struct canvas *c, int a, int b, const char *label,
 }
 
 /* The right-hand note of a datagram: how long it took, or its fate. */
-static void fate_note(const struct trace *tr, const struct event *o,
-                      char *buf, size_t cap)
+static void fate_note(const struct trace *tr, const struct event *o, char *buf,
+                      size_t cap)
 {
     if (o->fate == F_LOST) {
         snprintf(buf, cap, "lost");
@@ -924,9 +932,9 @@ static void render_text(const struct trace *tr, const struct options *o)
 /* ------------------------------------------------------------------------ */
 
 #define SVG_LEFT 90
-#define SVG_TOP 64
+#define SVG_TOP  64
 #define SVG_LANE 250
-#define SVG_ROW 18
+#define SVG_ROW  18
 
 struct svg {
     FILE *f;
@@ -977,11 +985,15 @@ static void svg_datagram(const struct svg *g, const struct trace *tr, int i)
     if (o->fate == F_LOST || o->fate == F_UNKNOWN ||
         (o->match >= 0 && g->row[o->match] < 0)) {
         int xe = x1 + (x2 - x1) * 55 / 100, ye = y1 + SVG_ROW / 2;
-        fprintf(g->f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
-                "class=\"%s\"/>\n", x1, y1, xe, ye, svg_class(o));
+        fprintf(g->f,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+                "class=\"%s\"/>\n",
+                x1, y1, xe, ye, svg_class(o));
         if (o->fate == F_LOST)
-            fprintf(g->f, "<path d=\"M%d %dl10 10m0 -10l-10 10\" "
-                    "class=\"x\"/>\n", xe - 5, ye - 5);
+            fprintf(g->f,
+                    "<path d=\"M%d %dl10 10m0 -10l-10 10\" "
+                    "class=\"x\"/>\n",
+                    xe - 5, ye - 5);
         svg_text(g->f, (x1 + xe) / 2, (y1 + ye) / 2 - 4, "label", label);
         return;
     }
@@ -991,9 +1003,11 @@ static void svg_datagram(const struct svg *g, const struct trace *tr, int i)
             g->row[j] < 0)
             continue;
         int y2 = svg_y(g, j);
-        fprintf(g->f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
-                "class=\"%s%s\" marker-end=\"url(#head)\"/>\n", x1, y1, x2,
-                y2, svg_class(o), in->kind == EV_IN_BAD ? " bad" : "");
+        fprintf(g->f,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+                "class=\"%s%s\" marker-end=\"url(#head)\"/>\n",
+                x1, y1, x2, y2, svg_class(o),
+                in->kind == EV_IN_BAD ? " bad" : "");
         svg_text(g->f, (x1 + x2) / 2, (y1 + y2) / 2 - 4, "label",
                  in->kind == EV_IN_BAD ? "corrupt" : label);
     }
@@ -1008,9 +1022,10 @@ static void svg_event(const struct svg *g, const struct trace *tr, int i)
     } else if ((e->kind == EV_IN || e->kind == EV_IN_BAD) && e->match < 0 &&
                e->peer >= 0) { /* arrived, never seen leaving */
         int x1 = svg_x(e->peer), x2 = svg_x(e->ep), y = svg_y(g, i);
-        fprintf(g->f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
-                "class=\"ctl bad\" marker-end=\"url(#head)\"/>\n", x1,
-                y - SVG_ROW, x2, y);
+        fprintf(g->f,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+                "class=\"ctl bad\" marker-end=\"url(#head)\"/>\n",
+                x1, y - SVG_ROW, x2, y);
         if (e->kind == EV_IN)
             datagram_label(e, label, sizeof(label));
         else
@@ -1024,30 +1039,32 @@ static void svg_event(const struct svg *g, const struct trace *tr, int i)
                    (strncmp(e->text, "msg=", 4) == 0 &&
                     strstr(e->text, " acked") == NULL);
         note_label(e, label, sizeof(label));
-        fprintf(g->f, "<circle cx=\"%d\" cy=\"%d\" r=\"3\" class=\"%s\"/>\n",
-                x, y, loud ? "loud" : "dot");
+        fprintf(g->f, "<circle cx=\"%d\" cy=\"%d\" r=\"3\" class=\"%s\"/>\n", x,
+                y, loud ? "loud" : "dot");
         svg_text(g->f, x + 6, y + 4, loud ? "loudnote" : "note", label);
     }
 }
 
 static void svg_head(FILE *f, int w, int h)
 {
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-            "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"monospace\">\n"
-            "<defs><marker id=\"head\" markerWidth=\"8\" markerHeight=\"8\" "
-            "refX=\"7\" refY=\"4\" orient=\"auto\"><path d=\"M0 0L8 4L0 8z\" "
-            "fill=\"context-stroke\"/></marker></defs>\n<style>\n"
-            "line{stroke-width:1.3}\n.life{stroke:#999;stroke-dasharray:2 3}\n"
-            ".data{stroke:#1f6feb}.ack{stroke:#2da44e}.ctl{stroke:#8250df}\n"
-            ".retx{stroke:#d4761c}.bad{stroke-dasharray:4 3}\n"
-            ".x{stroke:#cf222e;stroke-width:2.5;fill:none}\n"
-            "text{font-size:10px}.label{text-anchor:middle;paint-order:"
-            "stroke;stroke:#fff;stroke-width:3px}\n.time{fill:#777;"
-            "text-anchor:end}.title{font-size:12px;font-weight:bold;"
-            "text-anchor:middle}\n.note{fill:#555}.loudnote{fill:#cf222e;"
-            "font-weight:bold}.dot{fill:#999}.loud{fill:#cf222e}\n"
-            "</style>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n",
-            w, h, w, h);
+    fprintf(
+        f,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+        "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"monospace\">\n"
+        "<defs><marker id=\"head\" markerWidth=\"8\" markerHeight=\"8\" "
+        "refX=\"7\" refY=\"4\" orient=\"auto\"><path d=\"M0 0L8 4L0 8z\" "
+        "fill=\"context-stroke\"/></marker></defs>\n<style>\n"
+        "line{stroke-width:1.3}\n.life{stroke:#999;stroke-dasharray:2 3}\n"
+        ".data{stroke:#1f6feb}.ack{stroke:#2da44e}.ctl{stroke:#8250df}\n"
+        ".retx{stroke:#d4761c}.bad{stroke-dasharray:4 3}\n"
+        ".x{stroke:#cf222e;stroke-width:2.5;fill:none}\n"
+        "text{font-size:10px}.label{text-anchor:middle;paint-order:"
+        "stroke;stroke:#fff;stroke-width:3px}\n.time{fill:#777;"
+        "text-anchor:end}.title{font-size:12px;font-weight:bold;"
+        "text-anchor:middle}\n.note{fill:#555}.loudnote{fill:#cf222e;"
+        "font-weight:bold}.dot{fill:#999}.loud{fill:#cf222e}\n"
+        "</style>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n",
+        w, h, w, h);
 }
 
 static int render_svg(const struct trace *tr, const struct options *o)
@@ -1074,8 +1091,10 @@ static int render_svg(const struct trace *tr, const struct options *o)
     for (int i = 0; i < tr->nep; i++) {
         endpoint_title(tr, i, title, sizeof(title));
         svg_text(g.f, svg_x(i), 24, "title", title);
-        fprintf(g.f, "<line x1=\"%d\" y1=\"34\" x2=\"%d\" y2=\"%d\" "
-                "class=\"life\"/>\n", svg_x(i), svg_x(i), h - 30);
+        fprintf(g.f,
+                "<line x1=\"%d\" y1=\"34\" x2=\"%d\" y2=\"%d\" "
+                "class=\"life\"/>\n",
+                svg_x(i), svg_x(i), h - 30);
     }
     svg_text(g.f, SVG_LEFT - 10, 48, "time", "time (ms)");
     for (int i = 0; i < tr->nev; i++) {
@@ -1107,10 +1126,10 @@ static void render_list(const struct trace *tr)
         const struct event *e = &tr->ev[i];
         double ms = (e->t - tr->t0) / 1000.0;
         if (e->kind == EV_OUT && e->peer >= 0)
-            printf("%.3f %d %d %d %s %s seq=%u ack=%u win=%u len=%u%s\n",
-                   ms, tr->ep[e->ep].port, e->index, tr->ep[e->peer].port,
-                   type_names[e->type], fate_word(e), e->seq, e->ack,
-                   e->win, e->len, e->retx ? " retx" : "");
+            printf("%.3f %d %d %d %s %s seq=%u ack=%u win=%u len=%u%s\n", ms,
+                   tr->ep[e->ep].port, e->index, tr->ep[e->peer].port,
+                   type_names[e->type], fate_word(e), e->seq, e->ack, e->win,
+                   e->len, e->retx ? " retx" : "");
         else if ((e->kind == EV_IN || e->kind == EV_IN_BAD) && e->match < 0 &&
                  e->peer >= 0)
             printf("%.3f %d 0 %d %s orphan\n", ms, tr->ep[e->peer].port,
@@ -1134,15 +1153,15 @@ static void summary(const struct trace *tr)
             dup += e->copies > 1;
             retx += e->retx;
         }
-        orphans += (e->kind == EV_IN || e->kind == EV_IN_BAD) &&
-                   e->match < 0;
+        orphans += (e->kind == EV_IN || e->kind == EV_IN_BAD) && e->match < 0;
         if (e->kind == EV_NOTE) {
             timeouts += strncmp(e->text, "timeout ", 8) == 0;
             probes += strncmp(e->text, "tail loss probe", 15) == 0;
         }
     }
     printf("rtrace: %d endpoints, %d datagrams: %d arrived, %d lost, %d "
-           "duplicated, %d corrupt", tr->nep, dgrams, arrived, lost, dup, bad);
+           "duplicated, %d corrupt",
+           tr->nep, dgrams, arrived, lost, dup, bad);
     if (unknown)
         printf(", %d to a peer not traced", unknown);
     if (orphans)
@@ -1158,42 +1177,55 @@ static void summary(const struct trace *tr)
 static void usage(FILE *f)
 {
     fputs(
-"usage: rtrace [options] TRACE...\n"
-"\n"
-"Draws RMSG_TRACE logs (one or more files, '-' for standard input) as a\n"
-"message sequence diagram: time flows down, one column per endpoint, one\n"
-"arrow per datagram from its sending to its arrival.\n"
-"\n"
-"  RMSG_TRACE=1 build/examples/rmsg_server 0 2> server.trace\n"
-"  RMSG_TRACE=1 UDP_FAULTS=drop=0.3 build/examples/rmsg_client \\\n"
-"      127.0.0.1 PORT 5 2> client.trace\n"
-"  rtrace server.trace client.trace\n"
-"\n"
-"In the picture:\n"
-"  ---- DATA #3 1386B --->|   a datagram and where it arrived; the note on\n"
-"                             the right says after how long (\"2 copies\":\n"
-"                             duplicated, \"overtaken\": reordered)\n"
-"  ---- DATA #3 ---X          lost: sent, never received\n"
-"  retx                       a retransmission (sent before)\n"
-"  ACK #4                     \"everything before #4 arrived\"; +sack: and\n"
-"                             some after it\n"
-"  * TIMEOUT (rto now 10 ms)  the retransmission timer fired at that end\n"
-"  ?--- ... --->              arrived, but its sending is not in the trace\n"
-"Sequence numbers count from the first of each relation (#0).\n"
-"\n"
-"options:\n"
-"  --svg FILE   write the diagram as SVG to FILE (and the summary to stdout)\n"
-"  --list       one line per datagram, for scripts:\n"
-"               TIME_MS FROM N TO TYPE FATE seq=S ack=A win=W len=L [retx]\n"
-"               (N: the sender's n-th datagram; FATE: arrived, dup, lost,\n"
-"               corrupt, unknown)\n"
-"  --brief      leave out the routine events (queue, deliver, acked, cc)\n"
-"  --from MS, --to MS   only this window (milliseconds from the start)\n"
-"  --limit N    at most N rows\n"
-"  --width N    text width in columns (default 100)\n"
-"  -h, --help   this text\n"
-"The last line is always a summary: datagrams, how many arrived, were\n"
-"lost, duplicated or corrupted, retransmissions and timeouts.\n", f);
+        "usage: rtrace [options] TRACE...\n"
+        "\n"
+        "Draws RMSG_TRACE logs (one or more files, '-' for standard input) as "
+        "a\n"
+        "message sequence diagram: time flows down, one column per endpoint, "
+        "one\n"
+        "arrow per datagram from its sending to its arrival.\n"
+        "\n"
+        "  RMSG_TRACE=1 build/examples/rmsg_server 0 2> server.trace\n"
+        "  RMSG_TRACE=1 UDP_FAULTS=drop=0.3 build/examples/rmsg_client \\\n"
+        "      127.0.0.1 PORT 5 2> client.trace\n"
+        "  rtrace server.trace client.trace\n"
+        "\n"
+        "In the picture:\n"
+        "  ---- DATA #3 1386B --->|   a datagram and where it arrived; the "
+        "note on\n"
+        "                             the right says after how long (\"2 "
+        "copies\":\n"
+        "                             duplicated, \"overtaken\": reordered)\n"
+        "  ---- DATA #3 ---X          lost: sent, never received\n"
+        "  retx                       a retransmission (sent before)\n"
+        "  ACK #4                     \"everything before #4 arrived\"; +sack: "
+        "and\n"
+        "                             some after it\n"
+        "  * TIMEOUT (rto now 10 ms)  the retransmission timer fired at that "
+        "end\n"
+        "  ?--- ... --->              arrived, but its sending is not in the "
+        "trace\n"
+        "Sequence numbers count from the first of each relation (#0).\n"
+        "\n"
+        "options:\n"
+        "  --svg FILE   write the diagram as SVG to FILE (and the summary to "
+        "stdout)\n"
+        "  --list       one line per datagram, for scripts:\n"
+        "               TIME_MS FROM N TO TYPE FATE seq=S ack=A win=W len=L "
+        "[retx]\n"
+        "               (N: the sender's n-th datagram; FATE: arrived, dup, "
+        "lost,\n"
+        "               corrupt, unknown)\n"
+        "  --brief      leave out the routine events (queue, deliver, acked, "
+        "cc)\n"
+        "  --from MS, --to MS   only this window (milliseconds from the "
+        "start)\n"
+        "  --limit N    at most N rows\n"
+        "  --width N    text width in columns (default 100)\n"
+        "  -h, --help   this text\n"
+        "The last line is always a summary: datagrams, how many arrived, were\n"
+        "lost, duplicated or corrupted, retransmissions and timeouts.\n",
+        f);
 }
 
 /* Reads the options; returns the index of the first trace file, or -1
@@ -1221,8 +1253,7 @@ static int parse_options(int argc, char *argv[], struct options *o)
         } else if (v && strcmp(a, "--width") == 0) {
             o->width = atoi(v), i++;
         } else {
-            fprintf(stderr, "rtrace: unknown option or missing value: %s\n",
-                    a);
+            fprintf(stderr, "rtrace: unknown option or missing value: %s\n", a);
             return -1;
         }
     }
