@@ -208,14 +208,11 @@ static void answer(struct rpc_server *s, const struct udp_addr *to,
 {
     uint8_t buf[REPLY_HEADER];
     struct rpc_enc e;
-    rpc_enc_init(&e, 0);
+    rpc_enc_init_fixed(&e, buf, sizeof(buf));
     amo_put_reply(&e, &(struct reply_header){status, s->amo.incarnation,
                                                 call});
-    if (e.err == 0 && e.len <= sizeof(buf)) {
-        memcpy(buf, e.buf, e.len);
+    if (e.err == 0)
         send_reply(s, to, buf, e.len);
-    }
-    rpc_enc_free(&e);
 }
 
 /* Runs one call's handler and builds its REPLY message. */
@@ -243,8 +240,10 @@ static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
     return rpc_enc_take(&e, len);
 }
 
-/* Runs a job and records and sends its reply.  Called without the lock. */
-static void run_job(struct rpc_server *s, struct job *j)
+/* Runs a job and records and sends its reply, then frees the job's
+ * message, and the job itself unless it is the caller's (on_heap 0).
+ * Called without the lock. */
+static void run_job(struct rpc_server *s, struct job *j, int on_heap)
 {
     size_t len = 0;
     uint8_t *reply = run_handler(s, j, &len);
@@ -256,12 +255,14 @@ static void run_job(struct rpc_server *s, struct job *j)
     amo_done(&s->amo, j->client, j->entry, reply, len);
     pthread_mutex_unlock(&s->lock);
     free(j->msg);
-    free(j);
+    if (on_heap)
+        free(j);
 }
 
-/* Decides about one received message; returns a job to run, or NULL. */
-static struct job *on_request(struct rpc_server *s, const struct udp_addr *from,
-                              void *msg, size_t len)
+/* Decides about one received message (taking msg): returns 1 and the job
+ * to run in *j, or 0. */
+static int on_request(struct rpc_server *s, const struct udp_addr *from,
+                      void *msg, size_t len, struct job *j)
 {
     struct call_header h;
     size_t body;
@@ -269,7 +270,7 @@ static struct job *on_request(struct rpc_server *s, const struct udp_addr *from,
         amo_get_call(msg, len, &h, &body) != 0) {
         s->amo.st.malformed++;
         free(msg);
-        return NULL;
+        return 0;
     }
     struct proc *p = proc_find(s, h.proc);
     struct client *c = NULL;
@@ -284,19 +285,12 @@ static struct job *on_request(struct rpc_server *s, const struct udp_addr *from,
         send_reply(s, from, e->reply, e->len);
     if (v != V_RUN) {
         free(msg);
-        return NULL;
-    }
-    struct job *j = calloc(1, sizeof(*j));
-    if (j == NULL) { /* cannot run it now: forget it, the client asks */
-        if (e)
-            amo_abandon(&s->amo, c, e);
-        free(msg);
-        return NULL;
+        return 0;
     }
     *j = (struct job){.client = e ? c : NULL, .entry = e, .to = *from,
                       .h = h, .proc = p, .msg = msg, .len = len,
                       .body = body};
-    return j;
+    return 1;
 }
 
 static void *worker(void *arg)
@@ -314,7 +308,7 @@ static void *worker(void *arg)
             s->jobs_tail = NULL;
         s->busy++;
         pthread_mutex_unlock(&s->lock);
-        run_job(s, j);
+        run_job(s, j, 1);
         pthread_mutex_lock(&s->lock);
         s->busy--;
         pthread_cond_broadcast(&s->idle);
@@ -340,17 +334,27 @@ int rpc_serve(struct rpc_server *s, int workers)
         size_t len;
         if (rmsg_recv(s->ep, &from, &msg, &len, -1) != 0)
             continue; /* -EINTR from rpc_stop, checked above */
+        struct job job;
         pthread_mutex_lock(&s->lock);
-        struct job *j = on_request(s, &from, msg, len);
-        if (j && started > 0) {
-            *(s->jobs_tail ? &s->jobs_tail->next : &s->jobs) = j;
-            s->jobs_tail = j;
-            pthread_cond_signal(&s->work);
-            j = NULL;
+        int run = on_request(s, &from, msg, len, &job);
+        if (run && started > 0) {
+            run = 0;
+            struct job *j = malloc(sizeof(*j));
+            if (j == NULL) { /* cannot run it now: forget it; the client
+                                asks again */
+                if (job.entry)
+                    amo_abandon(&s->amo, job.client, job.entry);
+                free(job.msg);
+            } else {
+                *j = job;
+                *(s->jobs_tail ? &s->jobs_tail->next : &s->jobs) = j;
+                s->jobs_tail = j;
+                pthread_cond_signal(&s->work);
+            }
         }
         pthread_mutex_unlock(&s->lock);
-        if (j)
-            run_job(s, j);
+        if (run) /* no workers: here, with the job on the stack */
+            run_job(s, &job, 0);
     }
     pthread_mutex_lock(&s->lock);
     pthread_cond_broadcast(&s->work);
@@ -483,23 +487,30 @@ static int timeout_left(int64_t deadline_ms)
     return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
-/* Sends (again) a call, or asks about it (T_STATUS).  Called locked. */
-static void send_call(struct rpc_client *c, struct call *k, uint8_t type)
+/* Sends (again) a call, or asks about it (T_STATUS), at time now (ms).
+ * Called locked. */
+static void send_call(struct rpc_client *c, struct call *k, uint8_t type,
+                      int64_t now)
 {
+    if (k->msg == NULL)
+        return; /* completed */
+    /* A call's stored copy gets the fresh header in place; a status
+     * query is the header alone. */
+    uint8_t query[CALL_HEADER];
+    uint8_t *m = type == T_CALL ? k->msg : query;
     struct rpc_enc e;
-    rpc_enc_init(&e, 0);
+    rpc_enc_init_fixed(&e, m, CALL_HEADER);
     struct call_header h = {.type = type, .flags = k->sent ? F_RETRY : 0,
                             .proc = k->proc, .client = c->id, .call = k->id,
                             .done_below = done_below(c),
                             .server = c->incarnation};
     amo_put_call(&e, &h);
-    if (e.err == 0 && e.len == CALL_HEADER && k->msg) {
-        if (type == T_CALL) /* the stored copy gets the fresh header */
-            memcpy(k->msg, e.buf, CALL_HEADER);
-        const void *m = type == T_CALL ? k->msg : e.buf;
-        size_t len = type == T_CALL ? k->len : e.len;
+    if (e.err == 0 && e.len == CALL_HEADER) {
+        size_t len = type == T_CALL ? k->len : CALL_HEADER;
+        int64_t left = k->deadline_ms == INT64_MAX ? -1
+                       : k->deadline_ms > now ? k->deadline_ms - now : 0;
         int64_t id = rmsg_send_async(c->ep, &c->server, m, len,
-                                     timeout_left(k->deadline_ms));
+                                     left > INT32_MAX ? INT32_MAX : (int)left);
         if (type == T_CALL && id > 0) {
             k->msg_id = id;
             k->sent++;
@@ -507,8 +518,7 @@ static void send_call(struct rpc_client *c, struct call *k, uint8_t type)
         if (type == T_CALL && id < 0)
             k->done = 1, k->outcome = (int)id;
     }
-    rpc_enc_free(&e);
-    k->status_at = now_ms() + RPC_STATUS_INTERVAL_MS;
+    k->status_at = now + RPC_STATUS_INTERVAL_MS;
 }
 
 static void complete(struct call *k, int outcome)
@@ -543,7 +553,7 @@ static void on_reply(struct rpc_client *c, void *msg, size_t len)
     if (h.status == REPLY_RUNNING) {
         k->status_at = now_ms() + RPC_STATUS_INTERVAL_MS;
     } else if (h.status == REPLY_UNKNOWN) {
-        send_call(c, k, T_CALL); /* lost with a relation: again */
+        send_call(c, k, T_CALL, now_ms()); /* lost with a relation: again */
     } else if (h.status >= 0) {
         if (c->incarnation == 0)
             c->incarnation = h.server;
@@ -575,7 +585,8 @@ static void on_failure(struct rpc_client *c, const struct rmsg_event *ev)
     if (k == NULL)
         return;
     if (ev->error == -ECONNRESET && c->incarnation != 0)
-        send_call(c, k, T_CALL); /* a new relation; the server dedups */
+        send_call(c, k, T_CALL, now_ms()); /* a new relation; the server
+                                              dedups */
     else if (ev->error == -ECONNRESET)
         complete(k, -ESTALE); /* it may have run on a lost instance */
     else
@@ -594,10 +605,10 @@ static int64_t check_calls(struct rpc_client *c)
             continue;
         }
         if (c->cfg.retry_ms && now >= k->retry_at) {
-            send_call(c, k, T_CALL);
+            send_call(c, k, T_CALL, now);
             k->retry_at = now + c->cfg.retry_ms;
         } else if (now >= k->status_at && k->sent > 0) {
-            send_call(c, k, T_STATUS);
+            send_call(c, k, T_STATUS, now);
         }
         if (c->cfg.retry_ms)
             next = k->retry_at < next ? k->retry_at : next;
@@ -650,14 +661,15 @@ int64_t rpc_call_async(struct rpc_client *c, uint32_t proc, const void *req,
     if (len)
         memcpy(m + CALL_HEADER, req, len);
     pthread_mutex_lock(&c->lock);
+    int64_t now = now_ms();
     *k = (struct call){.id = c->next_call++, .proc = proc, .msg = m,
                        .len = CALL_HEADER + len,
                        .deadline_ms = timeout_ms < 0 ? INT64_MAX
-                                                     : now_ms() + timeout_ms};
+                                                     : now + timeout_ms};
     k->next = c->calls;
     c->calls = k;
-    k->retry_at = now_ms() + c->cfg.retry_ms;
-    send_call(c, k, T_CALL);
+    k->retry_at = now + c->cfg.retry_ms;
+    send_call(c, k, T_CALL, now);
     int64_t id = (int64_t)k->id;
     pthread_mutex_unlock(&c->lock);
     return id;

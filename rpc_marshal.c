@@ -41,10 +41,20 @@ void rpc_enc_init(struct rpc_enc *e, size_t limit)
     *e = (struct rpc_enc){.limit = limit};
 }
 
+void rpc_enc_init_fixed(struct rpc_enc *e, void *buf, size_t cap)
+{
+    *e = (struct rpc_enc){.buf = buf, .cap = cap, .limit = cap, .fixed = 1};
+}
+
 void rpc_enc_free(struct rpc_enc *e)
 {
     if (e == NULL)
         return;
+    if (e->fixed) {
+        e->len = 0;
+        e->err = 0;
+        return;
+    }
     free(e->buf);
     rpc_enc_init(e, e->limit);
 }
@@ -60,6 +70,19 @@ void *rpc_enc_take(struct rpc_enc *e, size_t *len)
         return NULL;
     }
     uint8_t *buf = e->buf;
+    if (e->fixed) { /* the caller's buffer stays the caller's */
+        buf = malloc(e->len ? e->len : 1);
+        if (buf == NULL) {
+            e->err = -ENOMEM;
+            return NULL;
+        }
+        if (e->len)
+            memcpy(buf, e->buf, e->len);
+        if (len != NULL)
+            *len = e->len;
+        rpc_enc_free(e);
+        return buf;
+    }
     if (buf == NULL && (buf = malloc(1)) == NULL) { /* nothing encoded */
         e->err = -ENOMEM;
         return NULL;
@@ -84,7 +107,7 @@ static int enc_fail(struct rpc_enc *e, int err)
 /* Makes room for n more bytes, or returns the (sticky) error.  len never
  * exceeds limit, and limit <= SIZE_MAX / 2, so neither the subtraction nor
  * the doubling can overflow. */
-static int reserve(struct rpc_enc *e, size_t n)
+static inline int reserve(struct rpc_enc *e, size_t n)
 {
     if (e->err != 0)
         return e->err;
@@ -107,13 +130,29 @@ static int reserve(struct rpc_enc *e, size_t n)
 }
 
 /* Appends the low n bytes of v, most significant first (n <= 8). */
-static int put_uint(struct rpc_enc *e, uint64_t v, size_t n)
+static inline int put_uint(struct rpc_enc *e, uint64_t v, size_t n)
 {
     int err = reserve(e, n);
     if (err != 0)
         return err;
-    for (size_t i = 0; i < n; i++)
-        e->buf[e->len + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    uint8_t *p = e->buf + e->len; /* once: stores through it may alias e */
+    switch (n) { /* n is a constant wherever this is inlined */
+    case 8:
+        p[0] = (uint8_t)(v >> 56), p[1] = (uint8_t)(v >> 48);
+        p[2] = (uint8_t)(v >> 40), p[3] = (uint8_t)(v >> 32);
+        p += 4;
+        /* fall through */
+    case 4:
+        p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16);
+        p += 2;
+        /* fall through */
+    case 2:
+        p[0] = (uint8_t)(v >> 8);
+        p += 1;
+        /* fall through */
+    default:
+        p[0] = (uint8_t)v;
+    }
     e->len += n;
     return 0;
 }
@@ -260,7 +299,7 @@ static int dec_fail(struct rpc_dec *d, int err)
 
 /* Checks that n more bytes are there, or returns the (sticky) error.  off
  * never exceeds len, so the subtraction cannot wrap. */
-static int need(struct rpc_dec *d, size_t n)
+static inline int need(struct rpc_dec *d, size_t n)
 {
     if (d->err != 0)
         return d->err;
@@ -270,16 +309,27 @@ static int need(struct rpc_dec *d, size_t n)
 }
 
 /* The n bytes at the cursor (n <= 8, already checked), big-endian. */
-static uint64_t peek_uint(const struct rpc_dec *d, size_t n)
+static inline uint64_t peek_uint(const struct rpc_dec *d, size_t n)
 {
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | d->p[d->off + i];
-    return v;
+    const uint8_t *p = d->p + d->off;
+    switch (n) { /* n is a constant wherever this is inlined */
+    case 8:
+        return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 |
+               (uint64_t)p[2] << 40 | (uint64_t)p[3] << 32 |
+               (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+               (uint64_t)p[6] << 8 | p[7];
+    case 4:
+        return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 |
+               (uint64_t)p[2] << 8 | p[3];
+    case 2:
+        return (uint64_t)p[0] << 8 | p[1];
+    default:
+        return p[0];
+    }
 }
 
 /* Reads an n-byte unsigned integer (n <= 8) into *v. */
-static int get_uint(struct rpc_dec *d, size_t n, uint64_t *v)
+static inline int get_uint(struct rpc_dec *d, size_t n, uint64_t *v)
 {
     int err = need(d, n);
     if (err != 0)

@@ -77,6 +77,7 @@ struct rpc_enc {
     size_t cap;   /* bytes allocated */
     size_t limit; /* most bytes len may reach */
     int err;      /* 0, or the first error (sticky) */
+    int fixed;    /* buf is the caller's (rpc_enc_init_fixed) */
 };
 
 /* A decoder: a cursor over bytes the caller owns and keeps valid and
@@ -102,6 +103,14 @@ struct rpc_dec {
  * call rpc_enc_free or rpc_enc_take on an encoder in use first.  Cannot
  * fail. */
 void rpc_enc_init(struct rpc_enc *e, size_t limit);
+
+/* Makes *e an empty encoder that writes into the caller's buffer of cap
+ * bytes and never allocates: a put that does not fit fails with -EMSGSIZE
+ * (sticky, as always).  The caller keeps buf; rpc_enc_free only empties
+ * the encoder, and rpc_enc_take returns a malloc'd copy.  For small,
+ * bounded encodings (a header) on a path where an allocation costs more
+ * than the encoding. */
+void rpc_enc_init_fixed(struct rpc_enc *e, void *buf, size_t cap);
 
 /* Frees the buffer and empties *e (len 0, err 0, same limit), so it can be
  * used again.  e == NULL is a no-op. */
