@@ -1303,6 +1303,22 @@ static void note_app_limited(struct peer *p)
 /* Acknowledgments, round trips and loss                                     */
 /* ------------------------------------------------------------------------ */
 
+/* RFC 6298 section 2: the timeout from SRTT and RTTVAR, within bounds.
+ * The peer may hold an acknowledgment back (ack_delay_us) hoping to send
+ * it with data: the timer allows for that too, or every lone message
+ * would be sent twice.  (QUIC's probe timeout does the same with
+ * max_ack_delay, RFC 9002 section 6.2.1.) */
+static void update_rto(const struct rmsg_core *c, struct peer *p)
+{
+    uint64_t rto = (uint64_t)p->srtt + 4 * (uint64_t)p->rttvar +
+                   p->ack_delay_max;
+    if (rto < c->cfg.rto_min_us)
+        rto = c->cfg.rto_min_us;
+    if (rto > c->cfg.rto_max_us)
+        rto = c->cfg.rto_max_us;
+    p->rto = (uint32_t)rto;
+}
+
 /* RFC 6298 section 2: fold one round-trip sample into SRTT and RTTVAR. */
 static void rtt_sample(const struct rmsg_core *c, struct peer *p,
                        uint32_t r)
@@ -1321,17 +1337,7 @@ static void rtt_sample(const struct rmsg_core *c, struct peer *p,
         if (r < p->min_rtt)
             p->min_rtt = r;
     }
-    /* The peer may hold an acknowledgment back (ack_delay_us) hoping to
-     * send it with data: the timer allows for that too, or every lone
-     * message would be sent twice.  (QUIC's probe timeout does the same
-     * with max_ack_delay, RFC 9002 section 6.2.1.) */
-    uint64_t rto = (uint64_t)p->srtt + 4 * (uint64_t)p->rttvar +
-                   p->ack_delay_max;
-    if (rto < c->cfg.rto_min_us)
-        rto = c->cfg.rto_min_us;
-    if (rto > c->cfg.rto_max_us)
-        rto = c->cfg.rto_max_us;
-    p->rto = (uint32_t)rto;
+    update_rto(c, p);
 }
 
 /* Releases a fragment that the peer has acknowledged cumulatively. */
@@ -1550,8 +1556,21 @@ static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
         p->queued_bytes -= bytes;
         p->cutting = NULL;
     }
+    /* The path is the same: what is known of its round trip stays, for
+     * the new relation's timers (without the old one's backoff). */
+    int have_rtt = p->have_rtt;
+    uint32_t srtt = p->srtt, rttvar = p->rttvar, min_rtt = p->min_rtt;
+    uint32_t ack_delay_max = p->ack_delay_max;
     relation_clear(c, p, error);
     relation_start(c, p);
+    if (have_rtt) {
+        p->have_rtt = 1;
+        p->srtt = srtt;
+        p->rttvar = rttvar;
+        p->min_rtt = min_rtt;
+        p->ack_delay_max = ack_delay_max;
+        update_rto(c, p);
+    }
     p->st.resets++;
     c->st.resets++;
     if (unsent) {
@@ -1613,19 +1632,26 @@ static int address_proven(struct rmsg_core *c, const struct udp_addr *from,
     return 0;
 }
 
-/* The peer validates addresses and has not seen our token: everything in
- * flight was dropped unread, and goes again at once with the token. */
-static void on_retry(struct rmsg_core *c, struct peer *p, uint64_t token,
-                     rmsg_time now)
+/* The peer dropped everything we had in flight unread (it asked for an
+ * address token, or challenged a relation it did not know yet): it goes
+ * again at once, instead of when the retransmission timer says. */
+static void resend_flight(struct peer *p)
 {
-    p->has_token = 1;
-    p->token = token;
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
         if (f->msg != NULL && !f->sacked)
             mark_lost(p, f, s);
     }
     p->rto_probe = 1;
+}
+
+/* The peer validates addresses and has not seen our token. */
+static void on_retry(struct rmsg_core *c, struct peer *p, uint64_t token,
+                     rmsg_time now)
+{
+    p->has_token = 1;
+    p->token = token;
+    resend_flight(p);
     TRACE(c, now, &p->addr, "retry: address token, sending again");
 }
 
@@ -1649,6 +1675,10 @@ static void on_control(struct rmsg_core *c, struct peer *p,
             p->send_echo = 1;
             p->ctl_cid = w->src_cid;
             p->echo_cookie = w->cookie;
+            /* The peer still had an older relation with us, and dropped
+             * what came on this one until the ECHO, which goes first. */
+            if (p->peer_cid == 0)
+                resend_flight(p);
         }
         return;
     }

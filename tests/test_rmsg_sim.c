@@ -436,6 +436,44 @@ static int exchange(struct sim *sim, int from, int tag)
     return ok ? tag : -1;
 }
 
+/* A message whose deadline passed ends the relation on the sender's side
+ * only; the receiver, alive again, still has the old one.  The next
+ * message starts a new relation, which the receiver challenges: the
+ * sender answers and sends the message again at once, keeping what it
+ * knew of the round trip, so it arrives in a few round trips, not after
+ * a retransmission timer started from scratch. */
+static void test_message_after_deadline_reset(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(2, &cfg, &f, 7);
+    CU_ASSERT_EQUAL(exchange(sim, 1, 1), 1);
+    sim_silence(sim, 0, 1);
+    uint8_t b = 9;
+    CU_ASSERT(rmsg_core_send(sim_core(sim, 1), sim_addr(sim, 0), &b, 1,
+                             RMSG_NOTIFY, sim_now(sim) + 100000,
+                             sim_now(sim)) > 0);
+    rmsg_time end = sim_now(sim) + 1000000;
+    while (rmsg_core_pending(sim_core(sim, 1)) > 0 && sim_now(sim) < end)
+        sim_step(sim, sim_now(sim) + 1000);
+    struct rmsg_event ev;
+    CU_ASSERT_EQUAL(rmsg_core_event(sim_core(sim, 1), &ev), 0);
+    CU_ASSERT_EQUAL(ev.error, -ETIMEDOUT);
+    sim_silence(sim, 0, 0);
+    struct rmsg_stats before, after;
+    rmsg_core_stats(sim_core(sim, 1), NULL, &before);
+    rmsg_time t0 = sim_now(sim);
+    CU_ASSERT_EQUAL(exchange(sim, 1, 2), 2);
+    CU_ASSERT(sim_now(sim) - t0 < 20000);
+    rmsg_core_stats(sim_core(sim, 1), NULL, &after);
+    CU_ASSERT_EQUAL(after.timeouts, before.timeouts);
+    CU_ASSERT_EQUAL(after.resets, 1);
+    rmsg_core_stats(sim_core(sim, 0), NULL, &after);
+    CU_ASSERT_EQUAL(after.resets, 1); /* the ECHO replaced the old one */
+    sim_free(sim);
+}
+
 static void test_idle_relations_evicted_and_revived(void)
 {
     struct rmsg_config cfg;
@@ -501,6 +539,8 @@ int test_rmsg_sim_register(void)
                      test_bottleneck_filled_not_overrun) ||
         !CU_add_test(s, "random loss is not congestion",
                      test_random_loss_not_congestion) ||
+        !CU_add_test(s, "a message after a deadline's reset",
+                     test_message_after_deadline_reset) ||
         !CU_add_test(s, "idle relations set aside and revived",
                      test_idle_relations_evicted_and_revived))
         return -1;
