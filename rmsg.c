@@ -364,6 +364,15 @@ static uint64_t cookie_for(const struct rmsg_core *c, const struct udp_addr *a,
     return siphash24(c->key, k, n + 4);
 }
 
+/* The CRC field of an encoded datagram (at least a header long), for the
+ * trace: the same number on the sender's and the receiver's line. */
+static uint32_t load_crc(const void *dgram)
+{
+    const uint8_t *b = dgram;
+    return (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+           (uint32_t)b[14] << 8 | b[15];
+}
+
 /* A datagram type's name, for the trace. */
 static const char *type_name(uint8_t type)
 {
@@ -1741,11 +1750,13 @@ static struct peer *relation_for(struct rmsg_core *c, struct peer *p,
  * for the last one). */
 static void trace_input(struct rmsg_core *c, struct peer *p,
                         const struct udp_addr *from,
-                        const struct wire_packet *w, rmsg_time now)
+                        const struct wire_packet *w, const void *dgram,
+                        size_t len, rmsg_time now)
 {
+    uint32_t crc = load_crc(dgram);
     if (w->type != WIRE_DATA) {
-        TRACE(c, now, from, "in %s ack=%u win=%u sack=%u", type_name(w->type),
-              w->ack, w->window, w->nsack);
+        TRACE(c, now, from, "in %s ack=%u win=%u sack=%u bytes=%zu crc=%08x",
+              type_name(w->type), w->ack, w->window, w->nsack, len, crc);
         return;
     }
     uint32_t size = w->payload_len;
@@ -1760,8 +1771,9 @@ static void trace_input(struct rmsg_core *c, struct peer *p,
     uint32_t n = w->msg_len ? (uint32_t)(((uint64_t)w->msg_len + size - 1) /
                                          size) : 1;
     TRACE(c, now, from, "in DATA seq=%u ack=%u frag=%u/%u len=%u msg=%u "
-          "win=%u sack=%u", w->seq, w->ack, i, n < i ? i : n, w->payload_len,
-          w->msg_len, w->window, w->nsack);
+          "win=%u sack=%u bytes=%zu crc=%08x", w->seq, w->ack, i,
+          n < i ? i : n, w->payload_len, w->msg_len, w->window, w->nsack,
+          len, crc);
 }
 
 int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
@@ -1778,12 +1790,13 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
         (*(bad_sum ? &c->st.corrupt : &c->st.malformed))++;
         if (p)
             (*(bad_sum ? &p->st.corrupt : &p->st.malformed))++;
-        TRACE(c, now, from, "in drop %s len=%zu",
-              r == WIRE_ERR_CHECKSUM ? "corrupt" : "malformed", len);
+        TRACE(c, now, from, "in drop %s len=%zu bytes=%zu crc=%08x",
+              r == WIRE_ERR_CHECKSUM ? "corrupt" : "malformed", len, len,
+              len >= WIRE_HEADER_BYTES ? load_crc(dgram) : 0u);
         return 0;
     }
     if (c->cfg.trace)
-        trace_input(c, p, from, &w, now);
+        trace_input(c, p, from, &w, dgram, len, now);
     if (w.type != WIRE_DATA && w.type != WIRE_ACK) {
         on_control(c, p, from, &w, now);
         return 0;
@@ -1952,7 +1965,7 @@ static void fill_header(struct rmsg_core *c, struct peer *p,
 
 /* Encodes w and does the bookkeeping every datagram shares. */
 static int emit(struct rmsg_core *c, struct peer *p, struct wire_packet *w,
-                void *buf, size_t cap, rmsg_time now)
+                int retx, void *buf, size_t cap, rmsg_time now)
 {
     int parts = c->out_body != NULL && w->type == WIRE_DATA;
     size_t n = parts ? wire_encode_head(w, buf, cap) : wire_encode(w, buf, cap);
@@ -1970,16 +1983,22 @@ static int emit(struct rmsg_core *c, struct peer *p, struct wire_packet *w,
         p->st.bytes_sent += total;
     }
     if (c->cfg.trace && p) {
-        uint32_t pm = c->payload_max;
+        /* bytes and crc identify the datagram: the receiver's "in" line
+         * of the same datagram shows the same two. */
+        uint32_t pm = c->payload_max, crc = load_crc(buf);
         if (w->type == WIRE_DATA)
             TRACE(c, now, &p->addr,
-                  "out DATA seq=%u ack=%u frag=%u/%u len=%u win=%u%s",
+                  "out DATA seq=%u ack=%u frag=%u/%u len=%u win=%u sack=%u "
+                  "bytes=%zu crc=%08x%s",
                   w->seq, w->ack, w->frag_off / pm + 1,
                   w->msg_len ? (w->msg_len + pm - 1) / pm : 1,
-                  w->payload_len, w->window, w->nsack ? " +sack" : "");
+                  w->payload_len, w->window, w->nsack, total, crc,
+                  retx ? " retx" : "");
         else
-            TRACE(c, now, &p->addr, "out %s ack=%u win=%u sack=%u",
-                  type_name(w->type), w->ack, w->window, w->nsack);
+            TRACE(c, now, &p->addr,
+                  "out %s ack=%u win=%u sack=%u bytes=%zu crc=%08x",
+                  type_name(w->type), w->ack, w->window, w->nsack, total,
+                  crc);
     }
     return (int)n;
 }
@@ -2011,7 +2030,7 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
     if (p->rto_at == RMSG_NEVER)
         p->rto_at = now + p->rto;
     arm_tlp(p, now);
-    return emit(c, p, &w, buf, cap, now);
+    return emit(c, p, &w, f->tx > 1, buf, cap, now);
 }
 
 /* The lowest fragment marked lost, or -1. */
@@ -2048,7 +2067,7 @@ static int control_output(struct rmsg_core *c, struct peer *p, void *buf,
     } else {
         return 0;
     }
-    return emit(c, p, &w, buf, cap, now);
+    return emit(c, p, &w, 0, buf, cap, now);
 }
 
 /* The next datagram for peer p, or 0. */
@@ -2093,7 +2112,7 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
         fill_header(c, p, &w, WIRE_MAX_SACK, now);
         p->st.acks_sent++;
         c->st.acks_sent++;
-        return emit(c, p, &w, buf, cap, now);
+        return emit(c, p, &w, 0, buf, cap, now);
     }
     return 0;
 }
@@ -2108,7 +2127,7 @@ static int output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
                                 .dst_cid = s->cid, .cookie = s->cookie};
         *to = s->to;
         TRACE(c, now, to, "out %s dst=%u", type_name(s->type), s->cid);
-        return emit(c, NULL, &w, buf, cap, now);
+        return emit(c, NULL, &w, 0, buf, cap, now);
     }
     for (struct peer *p = c->peers; p; p = p->next) {
         run_timers(c, p, now);

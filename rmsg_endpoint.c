@@ -57,6 +57,7 @@ struct waiter {
 
 struct rmsg_endpoint {
     int fd;
+    int port;       /* the local port, for rmsg_port and the trace */
     int self_wake;  /* UDP_Wake works: long waits block on the socket */
     int wake[2];    /* otherwise a pipe the poller also watches */
     int64_t block_us;      /* the socket's blocking timeout now (0: none) */
@@ -395,7 +396,8 @@ static void trace_to_file(void *arg, const char *line)
 {
     struct rmsg_endpoint *ep = arg;
     if (ep->trace) {
-        fprintf(ep->trace, "rmsg %s\n", line);
+        /* local= tells endpoints that share one stderr apart. */
+        fprintf(ep->trace, "rmsg %s local=%d\n", line, ep->port);
         fflush(ep->trace);
     }
 }
@@ -411,7 +413,7 @@ static void trace_open(struct rmsg_endpoint *ep)
     char line[96];
     snprintf(line, sizeof(line), "%lld.%06lld - open port=%d pid=%ld",
              (long long)(t / 1000000), (long long)(t % 1000000),
-             UDP_Port(ep->fd), (long)getpid());
+             ep->port, (long)getpid());
     trace_to_file(ep, line);
 }
 
@@ -473,6 +475,7 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
         err = -errno;
         goto fail;
     }
+    ep->port = UDP_Port(ep->fd);
     /* A wake-up that cannot be sent (no loopback) means sleeping in ppoll
      * with the pipe; one that can is received and ignored later. */
     ep->self_wake = UDP_Wake(ep->fd) == 0;
@@ -522,7 +525,7 @@ void rmsg_close(struct rmsg_endpoint *ep)
 
 int rmsg_port(const struct rmsg_endpoint *ep)
 {
-    return ep ? UDP_Port(ep->fd) : -EINVAL;
+    return ep ? ep->port : -EINVAL;
 }
 
 void rmsg_trace(struct rmsg_endpoint *ep, FILE *f)
