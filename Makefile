@@ -53,6 +53,8 @@ TEST_BIN     = $(BUILD)/tests/run
 # test` runs after the suites, in order) and define its own targets.
 TEST_HOOKS =
 -include $(sort $(wildcard mk/*.mk))
+# A fragment's first rule must not become the default goal.
+.DEFAULT_GOAL := all
 
 .PHONY: all test check demo netns-bench install uninstall format clean cunit
 

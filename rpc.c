@@ -405,6 +405,13 @@ void rpc_server_stats(struct rpc_server *s, struct rpc_server_stats *st)
     pthread_mutex_unlock(&s->lock);
 }
 
+int rpc_server_transport_stats(struct rpc_server *s, struct rmsg_stats *st)
+{
+    if (s == NULL || st == NULL)
+        return -EINVAL;
+    return rmsg_stats(s->ep, NULL, st);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Client                                                                    */
 /* ------------------------------------------------------------------------ */

@@ -134,6 +134,10 @@ struct rpc_server_stats {
 
 void rpc_server_stats(struct rpc_server *s, struct rpc_server_stats *st);
 
+/* The server's transport counters (its rmsg endpoint's, all clients
+ * together: datagrams, retransmissions, ...).  Returns 0 or -EINVAL. */
+int rpc_server_transport_stats(struct rpc_server *s, struct rmsg_stats *st);
+
 /* ------------------------------------------------------------------------ */
 /* Client                                                                    */
 /* ------------------------------------------------------------------------ */

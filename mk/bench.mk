@@ -15,7 +15,6 @@
 # of several files, it is linked here rather than by the Makefile's rule
 # for one-file tools.  Its parts' objects cannot go to $(BUILD)/tools/rperf/,
 # the binary's name.
-.DEFAULT_GOAL := all
 
 RPERF      = $(BUILD)/tools/rperf
 RPERF_SRCS = tools/rperf/main.c tools/rperf/opts.c tools/rperf/util.c \

@@ -1,10 +1,7 @@
 # mk/examples.mk - the examples beyond the textbook pair and rtrace, the
 # tool that draws RMSG_TRACE logs as message diagrams.
 #
-# Included by the main Makefile after its variables.  A fragment that
-# defines a target would otherwise make it the default goal: keep `make`
-# meaning `make all`.
-.DEFAULT_GOAL := all
+# Included by the main Makefile after its variables.
 
 EXAMPLES += file_send file_recv kv_server kv_client pipeline_send \
             pipeline_recv discovery echo_service lb_client fault_preview

@@ -6,7 +6,6 @@
 # solutions (must pass) and the untouched starter code (must fail).  Under
 # `make check` the sanitizer CFLAGS and LDFLAGS go through to the homework
 # build, whose code links with the sanitized library in the same BUILD.
-.DEFAULT_GOAL := all
 
 TEST_HOOKS += test-homework
 

@@ -6,10 +6,6 @@
 # is compiled with the Makefile's CC, CFLAGS and LDFLAGS, so `make check`
 # builds and runs all of it under the sanitizers too.
 
-# This fragment is read before the Makefile's first rule: keep `all` the
-# default goal.
-rpcgen_default_goal := $(.DEFAULT_GOAL)
-
 RPCGEN      = $(BUILD)/tools/rpcgen
 RPCGEN_SRCS = tools/rpcgen/util.c tools/rpcgen/lex.c tools/rpcgen/parse.c \
               tools/rpcgen/check.c tools/rpcgen/emit.c \
@@ -110,4 +106,3 @@ rpcgen-golden: $(RPCGEN)
 -include $(RPCGEN_OBJS:.o=.d) $(RPCGEN_GEN_OBJS:.o=.d) \
          $(RPCGEN_TEST_OBJ:.o=.d)
 
-.DEFAULT_GOAL := $(rpcgen_default_goal)

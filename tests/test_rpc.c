@@ -309,6 +309,12 @@ static void counter_over_faults(int workers)
     struct rpc_server_stats st;
     rpc_server_stats(sv.s, &st);
     CU_ASSERT(st.cache_bytes <= CLIENTS * 64);
+    /* The faults reached the server's transport too. */
+    struct rmsg_stats ts;
+    CU_ASSERT_EQUAL(rpc_server_transport_stats(sv.s, &ts), 0);
+    CU_ASSERT(ts.messages_received >= (uint64_t)calls);
+    CU_ASSERT(ts.retransmissions > 0);
+    CU_ASSERT_EQUAL(rpc_server_transport_stats(NULL, &ts), -EINVAL);
     server_stop(&sv);
     unsetenv("UDP_FAULTS");
     CU_ASSERT(w.counter >= ok);
