@@ -13,7 +13,8 @@
  *
  * Properties (any violation aborts, which libFuzzer reports as a crash):
  *   - every datagram a core sends decodes, is at most datagram_max bytes
- *     and goes to an address it heard from or was asked to send to;
+ *     and goes to an address it heard from or was asked to send to, whether
+ *     taken whole or as head and payload (rmsg_core_output_parts);
  *   - a core delivers from its peer only messages the peer sent, byte for
  *     byte, each once, in the order they were sent (unless forged), within
  *     each of its incarnations;
@@ -325,15 +326,39 @@ static struct dgram pop(struct chan *c)
     return d;
 }
 
+/* The next datagram of core i into w->buf, whole (parts = 0) or as the
+ * head and the payload rmsg_core_output_parts gives, put together here as
+ * a sender puts them together on the wire.  Returns its length or 0. */
+static int next_datagram(struct world *w, int i, int parts,
+                         struct udp_addr *to)
+{
+    if (!parts) {
+        int n = rmsg_core_output(w->s[i].core, w->now, to, w->buf,
+                                 sizeof(w->buf));
+        CHECK(n >= 0);
+        return n;
+    }
+    const void *body = NULL;
+    size_t body_len = 0;
+    int n = rmsg_core_output_parts(w->s[i].core, w->now, to, w->buf,
+                                   RMSG_HEAD_MAX, &body, &body_len);
+    CHECK(n >= 0 && n <= RMSG_HEAD_MAX);
+    if (n == 0)
+        return 0;
+    CHECK(body_len == 0 || body != NULL);
+    CHECK((size_t)n + body_len <= sizeof(w->buf));
+    if (body_len)
+        memcpy(w->buf + n, body, body_len);
+    return n + (int)body_len;
+}
+
 /* Moves what both cores have to send into the channels. */
-static void pump(struct world *w)
+static void pump(struct world *w, int parts)
 {
     for (int i = 0; i < 2; i++) {
         for (int k = 0; k < OUT_MAX; k++) {
             struct udp_addr to;
-            int n = rmsg_core_output(w->s[i].core, w->now, &to, w->buf,
-                                     sizeof(w->buf));
-            CHECK(n >= 0);
+            int n = next_datagram(w, i, parts, &to);
             if (n == 0)
                 break;
             struct wire_packet p;
@@ -385,7 +410,7 @@ static void deliver(struct world *w, int i, struct in *in)
 static void flush(struct world *w)
 {
     for (int round = 0; round < 8; round++) {
-        pump(w);
+        pump(w, round & 1);
         if (w->ch[0].n == 0 && w->ch[1].n == 0)
             return;
         for (int i = 0; i < 2; i++)
@@ -467,13 +492,14 @@ static void mutate(struct world *w, uint8_t arg, struct in *in)
  * one delivered (the first datagram of a relation carries data and no
  * proof that the sender is not replaying it): see "Restarts" at the top.
  * FUZZ_STRICT_RESTART=1 keeps the ordering check across incarnations. */
-static void restart(struct world *w, int i)
+static void restart(struct world *w, int i, int validate)
 {
     take(w, i);
     rmsg_core_free(w->s[i].core);
     w->s[i].inc++;
     if (!getenv("FUZZ_STRICT_RESTART"))
         w->s[i].next = 0;
+    w->s[i].cfg.validate = validate;
     start_core(w, i);
 }
 
@@ -484,6 +510,9 @@ static void stats(struct world *w)
         CHECK(rmsg_core_stats(w->s[i].core, NULL, &st) == 0);
         CHECK(st.memory <= w->s[i].cfg.recv_total);
         CHECK(st.peers <= w->s[i].cfg.max_peers);
+        /* The strict timers are some of all the timers. */
+        CHECK(rmsg_core_next_strict(w->s[i].core) >=
+              rmsg_core_next(w->s[i].core));
         for (int a = 0; a < NADDR; a++) {
             int r = rmsg_core_stats(w->s[i].core, &w->addr[a], &st);
             CHECK(r == 0 || r == -ENOENT);
@@ -530,7 +559,7 @@ static void run(struct world *w, struct in *in)
             send_msg(w, arg & ARG_B, byte(in), arg & ARG_SHORT);
             break;
         case OP_PUMP:
-            pump(w);
+            pump(w, arg & 1);
             break;
         case OP_DELIVER:
             deliver(w, arg & 1 ? 0 : 1, in);
@@ -553,7 +582,7 @@ static void run(struct world *w, struct in *in)
             mutate(w, arg, in);
             break;
         case OP_RESTART:
-            restart(w, arg & ARG_B);
+            restart(w, arg & ARG_B, arg & ARG_NOVALIDATE ? 0 : 1);
             break;
         case OP_ACK_NOW:
             rmsg_core_ack_now(w->s[0].core);

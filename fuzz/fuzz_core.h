@@ -7,6 +7,9 @@
  * input drives; three other addresses (the attackers) inject datagrams of
  * their own.
  *
+ * Both cores validate addresses (RETRY and tokens, the default of a core)
+ * until a restart says otherwise.
+ *
  *   input  = config { op }
  *   config = bits 0-1 datagram_max (110, 200, 1400, 4000)
  *            bits 2-3 window (16, 32, 128, 1024)
@@ -21,8 +24,8 @@
  * |--------------|------------------------|-------------------------------|
  * | OP_SEND      | 0: B sends (else A)    | size byte: 8 + b, or for b    |
  * |              | 1: 50 ms deadline      | >= 64 8 + (b - 63)^2 bytes    |
- * | OP_PUMP      |                        | both cores' output to the     |
- * |              |                        | channels                      |
+ * | OP_PUMP      | 0: as head and payload | both cores' output to the     |
+ * |              | (output_parts)         | channels                      |
  * | OP_DELIVER   | 0: channel B to A      | action byte: 0-3 deliver, 4   |
  * |              |                        | drop, 5 deliver a copy, 6 to  |
  * |              |                        | the back, 7 flip bits (then a |
@@ -40,6 +43,8 @@
  * |              | that core, edited, CRC | a value byte                  |
  * |              | fixed                  |                               |
  * | OP_RESTART   | 0: B (else A)          |                               |
+ * |              | 1: the new core does   |                               |
+ * |              | not validate addresses |                               |
  * | OP_ACK_NOW   |                        |                               |
  * | OP_STATS     |                        |                               |
  * | 11-15        | (as OP_DELIVER of both channels' first datagram)       |
@@ -74,5 +79,7 @@ enum fuzz_core_op {
 #define ARG_PEER ARG_FROM(3)
 #define ARG_FIXCRC 8     /* OP_INJECT */
 #define ARG_LONG 8       /* OP_TIME */
+#define ARG_PARTS 1      /* OP_PUMP */
+#define ARG_NOVALIDATE 2 /* OP_RESTART */
 
 #endif

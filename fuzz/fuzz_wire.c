@@ -11,7 +11,8 @@
  *     buffer);
  *   - wire_size gives its length back, and wire_encode of the decoded
  *     fields gives the very same bytes (the format has one encoding per
- *     datagram), which decode to the same fields again.
+ *     datagram), which decode to the same fields again;
+ *   - wire_encode_head gives the same bytes without a DATA payload.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,8 +44,8 @@ static void fix_crc(uint8_t *b, size_t len)
 static void check_fields(const struct wire_packet *p, const uint8_t *buf,
                          size_t len)
 {
-    CHECK(p->type >= WIRE_DATA && p->type <= WIRE_RESET);
-    CHECK((p->flags & ~WIRE_FLAG_ACK) == 0);
+    CHECK(p->type >= WIRE_DATA && p->type <= WIRE_RETRY);
+    CHECK((p->flags & ~WIRE_FLAGS) == 0);
     CHECK(p->nsack <= WIRE_MAX_SACK);
     CHECK(p->src_cid != 0);
     for (int i = 0; i < p->nsack; i++)
@@ -68,12 +69,15 @@ static int same(const struct wire_packet *a, const struct wire_packet *b)
         if (a->sack[i].first != b->sack[i].first ||
             a->sack[i].end != b->sack[i].end)
             return 0;
+    if ((a->flags & WIRE_FLAG_TOKEN) && a->token != b->token)
+        return 0;
     if (a->type == WIRE_DATA)
         return a->seq == b->seq && a->msg_len == b->msg_len &&
                a->frag_off == b->frag_off &&
                a->payload_len == b->payload_len &&
                memcmp(a->payload, b->payload, a->payload_len) == 0;
-    if (a->type == WIRE_CHALLENGE || a->type == WIRE_ECHO)
+    if (a->type == WIRE_CHALLENGE || a->type == WIRE_ECHO ||
+        a->type == WIRE_RETRY)
         return a->cookie == b->cookie;
     return 1;
 }
@@ -93,6 +97,12 @@ static void one(const uint8_t *buf, size_t len)
     CHECK(len == 0 || wire_encode(&p, out, len - 1) == 0);
     CHECK(wire_decode(out, len, &q) == WIRE_OK);
     CHECK(same(&p, &q));
+    /* The head alone, as a sender that does not copy payloads writes it:
+     * everything but a DATA payload, checksum included. */
+    uint8_t head[WIRE_HEAD_MAX];
+    size_t body = p.type == WIRE_DATA ? p.payload_len : 0;
+    CHECK(wire_encode_head(&p, head, sizeof(head)) == len - body);
+    CHECK(memcmp(head, buf, len - body) == 0);
     free(out);
 }
 

@@ -181,26 +181,38 @@ static void capture(void)
     rmsg_core_new(&k, 4, &c[0]);
     rmsg_core_send(c[1], &a[0], msg, 10, 0, RMSG_NEVER, now);
     run_cores(&now, c, a, 200, -1);
+    /* A new client C writes to A, which has never heard of it: A asks for
+     * an address token (RETRY) and C sends again with it. */
+    rmsg_core_free(c[1]);
+    rmsg_core_new(&k, 5, &c[1]);
+    addr(&a[1], 2);
+    rmsg_core_send(c[1], &a[0], msg, 20, 0, RMSG_NEVER, now);
+    run_cores(&now, c, a, 20, -1);
     rmsg_core_free(c[0]);
     rmsg_core_free(c[1]);
 }
 
-/* One datagram of each kind: type, acknowledgment flag, SACK blocks. */
+/* One datagram of each kind: type, acknowledgment flag, address token,
+ * SACK blocks. */
 static void wire_seeds(void)
 {
-    static const char *names[] = {"?", "data", "ack", "challenge", "echo",
-                                  "reset"};
-    int seen[6][2][2] = {{{0}}};
+    static const char *names[] = {"?",    "data",  "ack",  "challenge",
+                                  "echo", "reset", "retry"};
+    enum { TYPES = sizeof(names) / sizeof(names[0]) };
+    int seen[TYPES][2][2][2] = {{{{0}}}};
     for (int i = 0; i < cap.n; i++) {
         struct wire_packet p;
-        if (wire_decode(cap.b[i], cap.len[i], &p) != WIRE_OK)
+        if (wire_decode(cap.b[i], cap.len[i], &p) != WIRE_OK ||
+            p.type >= TYPES)
             continue;
-        int f = p.flags & WIRE_FLAG_ACK, s = p.nsack > 0;
-        if (seen[p.type][f][s]++)
+        int f = (p.flags & WIRE_FLAG_ACK) != 0, s = p.nsack > 0;
+        int t = (p.flags & WIRE_FLAG_TOKEN) != 0;
+        if (seen[p.type][f][t][s]++)
             continue;
         char name[64];
-        snprintf(name, sizeof(name), "%s%s%s", names[p.type],
-                 f && p.type != WIRE_ACK ? "-ack" : "", s ? "-sack" : "");
+        snprintf(name, sizeof(name), "%s%s%s%s", names[p.type],
+                 f && p.type != WIRE_ACK ? "-ack" : "", t ? "-token" : "",
+                 s ? "-sack" : "");
         save("wire", name, cap.b[i], cap.len[i]);
     }
 }
