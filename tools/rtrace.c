@@ -9,39 +9,46 @@
  *   build/tools/rtrace --svg exchange.svg server.trace client.trace
  *
  * How it works.  Each endpoint's trace starts with "rmsg T - open port=N
- * pid=P"; every later line is "rmsg T PEER EVENT" with T in seconds on
- * CLOCK_MONOTONIC, which all processes on one host share, so lines of
- * different files can be put in one order.  A column is an endpoint
- * (named by its port, which is how its peers see it); a peer that left no
- * trace gets a column of its own marked "not traced".
+ * pid=P"; every later line is "rmsg T PEER EVENT ... local=PORT" with T in
+ * seconds on CLOCK_MONOTONIC, which all processes on one host share, so
+ * lines of different files can be put in one order.  A column is an
+ * endpoint (named by its port, which is how its peers see it); local= says
+ * which endpoint wrote a line, so several endpoints may share one file (an
+ * rpc server and the rpc client it also runs, one stderr).  A peer that
+ * left no trace gets a column of its own marked "not traced".
  *
  * A datagram appears twice: an "out" line at the sender and, unless it
- * was lost, an "in" line at the receiver.  The two carry the same type,
- * sequence number, acknowledgment, window and length, so each "in" is
- * matched with an "out" of the same description sent before it.  When
- * there are several (a datagram sent again), a first pass takes the
- * latest one not matched yet, which learns each path's typical transit
- * time; a second pass then takes the copy whose transit time is closest
- * to it, and an "in" best explained by a copy already matched is a
- * duplicate.  An "in" far later than any transit (its program was not
- * reading, and copies waited in the socket) takes the oldest copy left.  A
- * datagram that failed its checksum arrives as "in drop corrupt len=N" with
- * nothing else to go on: it is matched with an unmatched "out" of that length,
- * sent after the one that arrived before it on the same path, again by transit
- * time.  Whatever "out" is left unmatched was never received: lost (dropped by
- * the network, or sent after its receiver stopped reading).  A DATA sequence
- * number sent before on the same path is a retransmission.  Sequence numbers
- * are shown relative to the first one of their relation (#0, #1, ...); "ACK #5"
- * means "everything before #5 arrived".
+ * was lost, an "in" line at the receiver.  Both end in bytes=N crc=X, the
+ * datagram's size and its CRC-32C field, so an "in" is paired exactly with
+ * the "out" on its path (sender, receiver) with the same two.  Only
+ * identical copies share them (a fragment sent again with the same
+ * acknowledgment and window): among those, an arrival takes the copy whose
+ * transit time is closest to the path's typical one (learned from the
+ * datagrams sent once), a second arrival of a copy already taken is a
+ * duplicate, and an arrival far later than any transit (its program was
+ * not reading, and copies waited in the socket in the order they came)
+ * takes the oldest copy left.  A datagram that failed its checksum arrives
+ * as "in drop corrupt ... bytes=N crc=X", with the CRC field as it arrived:
+ * the same as its "out" unless the flipped bit was in that field, so it is
+ * matched by crc and size, then by a crc one bit away, then by size alone.
+ * Whatever "out" is left unmatched was never received: lost (dropped by
+ * the network, or sent after its receiver stopped reading).  An "out DATA"
+ * line says "retx" when its fragment went before.  Sequence numbers are
+ * shown relative to the first one of their relation (#0, #1, ...); "ACK
+ * #5" means "everything before #5 arrived".
  *
- * Limits (what the trace lines do not say): every line names its peer
- * but not its own endpoint, so in a file holding several endpoints a line
- * is given to the one its peer's trace shows it talking to.  Identical
- * copies of a datagram (a retransmission that carries the same
- * acknowledgment) cannot be told apart when more than one is in flight:
- * "the first was lost and the second duplicated" and "both arrived, the
- * first late" then read the same, and the picture shows the likelier one.
- * The counts per distinct datagram are right either way.
+ * Older traces.  Lines written before the library traced bytes, crc and
+ * local= (and a server's stateless "out RESET dst=N", which still lacks
+ * them) are matched as rtrace always did: by type, sequence number,
+ * acknowledgment, window and length, and by transit time among several
+ * candidates; a line is given to the endpoint of its file that the peer's
+ * trace shows talking to that peer; a DATA sequence number sent before on
+ * the same path is a retransmission; a corrupt datagram is an unmatched
+ * "out" of its length.  In those, identical copies cannot be told apart
+ * when more than one is in flight ("the first was lost and the second
+ * duplicated" and "both arrived, the first late" read the same) and the
+ * picture shows the likelier one.  With bytes and crc the same holds only
+ * for identical copies, which the network cannot tell apart either.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -54,14 +61,15 @@
 /* The model: endpoints and events                                           */
 /* ------------------------------------------------------------------------ */
 
-enum { T_NONE, T_DATA, T_ACK, T_CHALLENGE, T_ECHO, T_RESET };
-static const char *type_names[] = {"?",         "DATA", "ACK",
-                                   "CHALLENGE", "ECHO", "RESET"};
+enum { T_NONE, T_DATA, T_ACK, T_CHALLENGE, T_ECHO, T_RESET, T_RETRY };
+static const char *type_names[] = {"?",    "DATA",  "ACK",  "CHALLENGE",
+                                   "ECHO", "RESET", "RETRY"};
 
 enum kind { EV_OPEN, EV_OUT, EV_IN, EV_IN_BAD, EV_NOTE };
 enum fate { F_LOST, F_ARRIVED, F_CORRUPT, F_UNKNOWN };
 
-/* Sizes of lib/wire.h, to tell which datagram a corrupt one was. */
+/* Sizes of lib/wire.h, to tell which datagram a corrupt one was in a
+ * trace without bytes= (see length_fits). */
 #define WIRE_HEADER    32
 #define WIRE_DATA_BODY 14
 #define WIRE_SACK      8
@@ -84,10 +92,16 @@ struct event {
     int peer_port;
     char peer_addr[48];
     uint32_t seq, ack, win, len, sack, fi, fn, dlen;
-    char *text; /* EV_NOTE: what happened */
+    int local;      /* the local= port of the line; 0: none (older) */
+    int has_crc;    /* OUT, IN, IN_BAD: bytes= and crc= were there */
+    uint32_t bytes; /* the datagram's size */
+    uint32_t crc;   /* its CRC-32C field (as it arrived, for IN_BAD) */
+    int retx_flag;  /* OUT DATA: the line said retx */
+    char *text;     /* EV_NOTE, IN_BAD: what happened */
     /* Filled in by the matching: */
     int match;            /* IN: its OUT; OUT: its first IN; -1 */
-    int copies;           /* OUT: good copies received */
+    int exact;            /* IN, IN_BAD: matched by bytes and crc */
+    int copies, bad;      /* OUT: good and damaged copies received */
     int fate;             /* OUT */
     int retx, late;       /* OUT: sent before; arrived after a later one */
     int index;            /* OUT: the sender's n-th datagram, from 1 */
@@ -128,17 +142,44 @@ static void *xrealloc(void *p, size_t n)
 /* ------------------------------------------------------------------------ */
 
 /* Finds " key=" (or key= at the start) in s and reads the number after it
- * into *v.  Returns 1 if found. */
-static int field(const char *s, const char *key, uint32_t *v)
+ * in base `base` into *v.  Returns 1 if found. */
+static int field_base(const char *s, const char *key, uint32_t *v, int base)
 {
     size_t k = strlen(key);
     for (const char *p = strstr(s, key); p; p = strstr(p + 1, key)) {
         if ((p == s || p[-1] == ' ') && p[k] == '=') {
-            *v = (uint32_t)strtoul(p + k + 1, NULL, 10);
+            *v = (uint32_t)strtoul(p + k + 1, NULL, base);
             return 1;
         }
     }
     return 0;
+}
+
+static int field(const char *s, const char *key, uint32_t *v)
+{
+    return field_base(s, key, v, 10);
+}
+
+/* Reads "bytes=N crc=X" (crc in hex), which identify a datagram. */
+static void parse_identity(struct event *e, const char *rest)
+{
+    e->has_crc =
+        field(rest, "bytes", &e->bytes) && field_base(rest, "crc", &e->crc, 16);
+}
+
+/* Cuts the " local=PORT" every line of a newer trace ends in off the line
+ * and returns the port; 0 if there is none. */
+static int cut_local(char *line)
+{
+    char *p = strstr(line, " local=");
+    for (char *q = p; q; q = strstr(q + 1, " local="))
+        p = q; /* the last one */
+    if (p == NULL || p[7] == '\0' ||
+        strspn(p + 7, "0123456789") != strlen(p + 7))
+        return 0;
+    int port = atoi(p + 7);
+    *p = '\0';
+    return port;
 }
 
 static int type_of(const char *word)
@@ -164,10 +205,13 @@ static void parse_datagram(struct event *e, const char *rest)
     const char *f = strstr(rest, "frag=");
     if (f == NULL || sscanf(f, "frag=%u/%u", &e->fi, &e->fn) != 2)
         e->fi = e->fn = 1;
-    if (e->type == T_RESET) /* "out RESET dst=N" says nothing more */
-        e->ack = e->win = e->sack = 0;
+    if (e->type == T_RESET || e->type == T_RETRY) /* "out RESET dst=N" */
+        e->ack = e->win = e->sack = 0;            /* says nothing more */
     if (e->type == T_DATA)
-        e->sack = e->sack != 0; /* "out" says only whether there are any */
+        e->sack = e->sack != 0; /* an older "out" said only "+sack" */
+    parse_identity(e, rest);
+    size_t n = strlen(rest);
+    e->retx_flag = n >= 5 && strcmp(rest + n - 5, " retx") == 0;
 }
 
 /* Appends one event for a trace line; ignores lines that are not ours. */
@@ -177,6 +221,7 @@ static void parse_line(struct trace *tr, int file, int order, char *line)
     char addr[48];
     int n = 0;
     line[strcspn(line, "\r\n")] = '\0';
+    int local = cut_local(line);
     if (sscanf(line, "rmsg %lld.%lld %47s %n", &sec, &usec, addr, &n) < 3 ||
         n == 0)
         return;
@@ -192,6 +237,7 @@ static void parse_line(struct trace *tr, int file, int order, char *line)
                         .order = order,
                         .ep = -1,
                         .peer = -1,
+                        .local = local,
                         .match = -1,
                         .prev_out = -1,
                         .rseq = -1,
@@ -214,6 +260,7 @@ static void parse_line(struct trace *tr, int file, int order, char *line)
     } else if (strncmp(rest, "in drop ", 8) == 0) {
         e->kind = EV_IN_BAD;
         field(rest, "len", &e->dlen);
+        parse_identity(e, rest);
         e->text = strdup(rest + 8);
     } else if (strncmp(rest, "in ", 3) == 0) {
         e->kind = EV_IN;
@@ -299,10 +346,32 @@ static int traced_with_port(const struct trace *tr, int port, long long t,
     return best;
 }
 
+/* The endpoint of file `file` whose port is `local` (a line's local=) at
+ * time t: the latest opened by then, else the first; a new one if the
+ * file has none (its open line is missing). */
+static int owner_local(struct trace *tr, int file, int local, long long t)
+{
+    int best = -1;
+    for (int i = 0; i < tr->nep; i++) {
+        const struct endpoint *p = &tr->ep[i];
+        if (p->file != file || p->port != local)
+            continue;
+        if (best < 0 || (p->opened <= t && p->opened > tr->ep[best].opened))
+            best = i;
+    }
+    if (best >= 0)
+        return best;
+    tr->ep = xrealloc(tr->ep, (size_t)(tr->nep + 1) * sizeof(*tr->ep));
+    tr->ep[tr->nep] =
+        (struct endpoint){.port = local, .file = file, .opened = t};
+    return tr->nep++;
+}
+
 /* The endpoint of file `file` that wrote a line about peer `port` at time
- * t.  With one endpoint in the file that is it.  Otherwise, the peer's own
- * trace names the ports it talks to: the one endpoint of this file among
- * them.  Failing that, the latest opened by then. */
+ * t, for a line without local= (an older trace).  With one endpoint in the
+ * file that is it.  Otherwise, the peer's own trace names the ports it
+ * talks to: the one endpoint of this file among them.  Failing that, the
+ * latest opened by then. */
 static int owner(struct trace *tr, int file, int port, long long t)
 {
     int cand[64], n = 0, any = -1;
@@ -368,7 +437,8 @@ static void resolve(struct trace *tr)
         struct event *e = &tr->ev[i];
         if (e->kind == EV_OPEN)
             continue;
-        e->ep = owner(tr, e->file, e->peer_port, e->t);
+        e->ep = e->local ? owner_local(tr, e->file, e->local, e->t)
+                         : owner(tr, e->file, e->peer_port, e->t);
         if (strcmp(e->peer_addr, "-") != 0)
             e->peer = peer_of(tr, e);
     }
@@ -382,6 +452,169 @@ static void resolve(struct trace *tr)
 /* ------------------------------------------------------------------------ */
 /* Matching each "in" with its "out"                                         */
 /* ------------------------------------------------------------------------ */
+
+/* An arrival this much later than the path's typical transit time was
+ * read late (the receiving program was not calling into its endpoint). */
+#define LATE_FACTOR 10
+#define LATE_US     1000
+
+/* How much earlier than its "out" line the "in" line of one datagram may
+ * be stamped.  An endpoint stamps its lines with the clock reading of when
+ * its call started or its sleep ended, so a receiver busy with a batch of
+ * arrivals stamps the later ones early. */
+#define SKEW_US 5000
+
+/* How well out o explains arrival `in`: the distance of its transit time
+ * from the path's typical one (0 before that is known: then the latest
+ * unmatched wins, else the latest matched).  Lower is better. */
+static long long cost(const struct event *o, const struct event *in,
+                      long long typical)
+{
+    long long d = (in->t - o->t) - typical;
+    d = d < 0 ? -d : d;
+    /* Doubled, plus one for a copy already matched: an unmatched "out"
+     * wins a tie, and a later one wins among equals (see pick). */
+    int taken = o->copies > 0 || o->bad > 0;
+    return typical < 0 ? taken : 2 * d + taken;
+}
+
+/* Of the candidate "out"s c[0..n) for arrival `in`, in time order, the one
+ * that explains it best (see cost); -1 if there are none.  An arrival far
+ * later than any candidate could have taken was read late: the receiver
+ * was not reading, and copies waited in its socket in the order they came,
+ * so it takes the oldest one not matched yet. */
+static int pick(const struct trace *tr, const int *c, int n,
+                const struct event *in, long long typical)
+{
+    int best = -1, oldest_unmatched = -1;
+    long long best_cost = 0, nearest = 0;
+    for (int j = 0; j < n; j++) {
+        const struct event *o = &tr->ev[c[j]];
+        long long k = cost(o, in, typical);
+        if (best < 0 || k <= best_cost) /* later ones win ties */
+            best = c[j], best_cost = k;
+        if (oldest_unmatched < 0 && o->copies == 0 && o->bad == 0)
+            oldest_unmatched = c[j];
+        if (j == 0 || in->t - o->t < nearest)
+            nearest = in->t - o->t;
+    }
+    if (n > 0 && typical >= 0 && nearest > LATE_FACTOR * typical + LATE_US)
+        return oldest_unmatched >= 0 ? oldest_unmatched : c[n - 1];
+    return best;
+}
+
+/* Keeps the candidates c[0..n) sent no later than time t (allowing for
+ * SKEW_US) and returns how many; all of them if none is. */
+static int sent_by(const struct trace *tr, int *c, int n, long long t)
+{
+    int k = 0;
+    for (int j = 0; j < n; j++)
+        if (tr->ev[c[j]].t <= t + SKEW_US)
+            c[k++] = c[j];
+    return k > 0 ? k : n;
+}
+
+/* --- Exactly: by path, crc and size --- */
+
+/* What identifies an "out" line's datagram. */
+struct ident {
+    int from, to;
+    uint32_t crc, bytes;
+    int idx; /* the event; the index is sorted by it last (time order) */
+};
+
+static int cmp_ident(const void *a, const void *b)
+{
+    const struct ident *x = a, *y = b;
+    if (x->from != y->from)
+        return x->from - y->from;
+    if (x->to != y->to)
+        return x->to - y->to;
+    if (x->crc != y->crc)
+        return x->crc < y->crc ? -1 : 1;
+    if (x->bytes != y->bytes)
+        return x->bytes < y->bytes ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+/* The "out"s with the identity of arrival `in` but the crc `crc`, in time
+ * order, appended to c[n...]; returns the new count.  x[0..nx) is sorted. */
+static int outs_like(const struct ident *x, int nx, const struct event *in,
+                     uint32_t crc, int *c, int n)
+{
+    struct ident want = {in->peer, in->ep, crc, in->bytes, -1};
+    int lo = 0, hi = nx;
+    while (lo < hi) { /* the first entry not below want */
+        int mid = (lo + hi) / 2;
+        if (cmp_ident(&x[mid], &want) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < nx && x[lo].from == want.from && x[lo].to == want.to &&
+           x[lo].crc == crc && x[lo].bytes == want.bytes;
+         lo++)
+        c[n++] = x[lo].idx;
+    return n;
+}
+
+/* Records that arrival i came from out o. */
+static void take(struct trace *tr, int i, int o, int exact)
+{
+    struct event *e = &tr->ev[i], *out = &tr->ev[o];
+    e->match = o;
+    e->exact = exact;
+    if (out->copies == 0 && out->bad == 0)
+        out->match = i;
+    if (e->kind == EV_IN)
+        out->copies++;
+    else
+        out->bad++;
+}
+
+/* One pass over the intact arrivals that carry a crc, in time order: each
+ * takes an "out" with its identity.  The first pass (typ NULL) takes only
+ * those with a single candidate, certain, whose transit times then give
+ * each path its typical one; the second chooses among identical copies. */
+static void exact_pass(struct trace *tr, const struct ident *x, int nx,
+                       const long long *typ, int *c)
+{
+    for (int i = 0; i < tr->nev; i++) {
+        struct event *e = &tr->ev[i];
+        if (e->kind != EV_IN || !e->has_crc || e->peer < 0 || e->match >= 0)
+            continue;
+        int n = sent_by(tr, c, outs_like(x, nx, e, e->crc, c, 0), e->t);
+        if (typ == NULL && n == 1)
+            take(tr, i, c[0], 1);
+        else if (typ != NULL && n > 0)
+            take(tr, i, pick(tr, c, n, e, typ[e->peer * tr->nep + e->ep]), 1);
+    }
+}
+
+/* The "out" for damaged arrival i by its crc: one with the same crc (the
+ * damage was elsewhere), else one a single bit away (the flipped bit was
+ * in the crc field).  An "out" none of whose copies arrived intact is
+ * preferred: one datagram's copies are all damaged or none is.  -1 if no
+ * "out" on its path has its size and such a crc. */
+static int find_bad_by_crc(const struct trace *tr, const struct ident *x,
+                           int nx, int i, long long typical, int *c)
+{
+    const struct event *in = &tr->ev[i];
+    int n = outs_like(x, nx, in, in->crc, c, 0);
+    for (int b = 0; n == 0 && b < 32; b++)
+        n = outs_like(x, nx, in, in->crc ^ (1u << b), c, n);
+    if (n == 0)
+        return -1;
+    qsort(c, (size_t)n, sizeof(int), cmp_int); /* time order */
+    n = sent_by(tr, c, n, in->t);
+    int k = 0;
+    for (int j = 0; j < n; j++)
+        if (tr->ev[c[j]].copies == 0)
+            c[k++] = c[j];
+    return pick(tr, c, k > 0 ? k : n, in, typical);
+}
+
+/* --- By description, for lines without bytes and crc --- */
 
 /* A hash of what an "in" and its "out" share (from the sender's side). */
 static uint64_t key_of(const struct event *e, int sender, int receiver)
@@ -420,33 +653,14 @@ static int same_datagram(const struct event *o, const struct event *in)
            (o->type != T_DATA || (o->seq == in->seq && o->len == in->len));
 }
 
-/* An arrival this much later than the path's typical transit time was
- * read late (the receiving program was not calling into its endpoint). */
-#define LATE_FACTOR 10
-#define LATE_US     1000
-
-/* How well out o explains arrival `in`: the distance of its transit time
- * from the path's typical one (0 before that is known: then the latest
- * unmatched wins, else the latest matched).  Lower is better. */
-static long long cost(const struct event *o, const struct event *in,
-                      long long typical)
-{
-    long long d = (in->t - o->t) - typical;
-    d = d < 0 ? -d : d;
-    /* Doubled, plus one for a copy already matched: an unmatched "out"
-     * wins a tie, and a later one wins among equals (see the callers). */
-    return typical < 0 ? (o->copies > 0) : 2 * d + (o->copies > 0);
-}
-
-/* The "out" for arrival i: of the same description, sent no later, and
- * explaining it best (see cost); -1 if none. */
-static int find_out(const struct trace *tr, const struct keyed *k, int nk,
-                    int i, long long typical)
+/* The "out"s without a crc that arrival i may be: of its description and
+ * sent before it, into c; returns how many.  k[0..nk) is sorted. */
+static int outs_described(const struct trace *tr, const struct keyed *k, int nk,
+                          int i, int *c)
 {
     const struct event *in = &tr->ev[i];
     struct keyed want = {key_of(in, in->peer, in->ep), 0};
-    int lo = 0, hi = nk, best = -1;
-    long long best_cost = 0;
+    int lo = 0, hi = nk, n = 0;
     while (lo < hi) { /* the first key >= want */
         int mid = (lo + hi) / 2;
         if (cmp_keyed(&k[mid], &want) < 0)
@@ -454,46 +668,33 @@ static int find_out(const struct trace *tr, const struct keyed *k, int nk,
         else
             hi = mid;
     }
-    int oldest_unmatched = -1, latest = -1;
-    long long nearest = -1;
-    for (int j = lo; j < nk && k[j].h == want.h && k[j].idx < i; j++) {
-        const struct event *o = &tr->ev[k[j].idx];
-        if (!same_datagram(o, in) || o->fate == F_CORRUPT)
-            continue;
-        long long c = cost(o, in, typical);
-        if (best < 0 || c <= best_cost) /* later ones win ties */
-            best = k[j].idx, best_cost = c;
-        if (oldest_unmatched < 0 && o->copies == 0)
-            oldest_unmatched = k[j].idx;
-        latest = k[j].idx;
-        if (nearest < 0 || in->t - o->t < nearest)
-            nearest = in->t - o->t;
-    }
-    /* Far later than any copy could have taken: the receiver was not
-     * reading, and copies waited in its socket in the order they came. */
-    if (typical >= 0 && nearest > LATE_FACTOR * typical + LATE_US)
-        return oldest_unmatched >= 0 ? oldest_unmatched : latest;
-    return best;
+    for (int j = lo; j < nk && k[j].h == want.h && k[j].idx < i; j++)
+        if (same_datagram(&tr->ev[k[j].idx], in))
+            c[n++] = k[j].idx;
+    return n;
 }
 
 /* The datagram length an "out" had, or whether len fits it (with SACK
- * blocks the "out" line of a DATA says only that there were some). */
+ * blocks the "out" line of a DATA said only that there were some). */
 static int length_fits(const struct event *o, uint32_t len)
 {
+    if (o->has_crc)
+        return o->bytes == len;
     uint32_t base = WIRE_HEADER;
     if (o->type == T_DATA) {
         base += WIRE_DATA_BODY + o->len;
         return o->sack ? len > base && (len - base) % WIRE_SACK == 0
                        : len == base;
     }
-    if (o->type == T_CHALLENGE || o->type == T_ECHO)
+    if (o->type == T_CHALLENGE || o->type == T_ECHO || o->type == T_RETRY)
         base += WIRE_COOKIE;
     return len == base + WIRE_SACK * o->sack;
 }
 
-/* A datagram that arrived damaged: an unmatched "out" of its length on its
- * path, sent before it and (if one is) after the one that arrived before
- * it, whose transit time is closest to the path's typical one. */
+/* A datagram that arrived damaged, when its crc did not tell: an "out" of
+ * its length on its path that no copy reached, sent before it and (if one
+ * is) after the one that arrived before it, whose transit time is closest
+ * to the path's typical one. */
 static int find_damaged(const struct trace *tr, int i, long long typical)
 {
     const struct event *in = &tr->ev[i];
@@ -503,7 +704,7 @@ static int find_damaged(const struct trace *tr, int i, long long typical)
     for (int j = i - 1; j >= 0; j--) {
         const struct event *o = &tr->ev[j];
         if (o->kind != EV_OUT || o->ep != in->peer || o->peer != in->ep ||
-            o->copies > 0 || o->fate == F_CORRUPT || !length_fits(o, in->dlen))
+            o->copies > 0 || o->bad > 0 || !length_fits(o, in->dlen))
             continue;
         int in_order = o->t >= after && j != in->prev_out;
         long long c = cost(o, in, typical < 0 ? 0 : typical);
@@ -513,6 +714,32 @@ static int find_damaged(const struct trace *tr, int i, long long typical)
     }
     return best;
 }
+
+/* One pass over the intact arrivals the exact passes left (no crc, or no
+ * "out" with theirs), matched with the "out"s without a crc of their
+ * description.  Undoes the previous such pass first. */
+static void described_pass(struct trace *tr, const struct keyed *k, int nk,
+                           const long long *typ, int *c)
+{
+    for (int i = 0; i < tr->nev; i++) {
+        struct event *e = &tr->ev[i];
+        if (e->kind == EV_OUT && !e->has_crc)
+            e->copies = 0, e->match = -1;
+        if (e->kind == EV_IN && !e->exact)
+            e->match = -1;
+    }
+    for (int i = 0; i < tr->nev; i++) {
+        struct event *e = &tr->ev[i];
+        if (e->kind != EV_IN || e->exact || e->peer < 0)
+            continue;
+        int o = pick(tr, c, outs_described(tr, k, nk, i, c), e,
+                     typ[e->peer * tr->nep + e->ep]);
+        if (o >= 0)
+            take(tr, i, o, 0);
+    }
+}
+
+/* --- All of it --- */
 
 /* A matched arrival's path and transit time. */
 struct transit {
@@ -528,9 +755,9 @@ static int cmp_transit(const void *a, const void *b)
     return (x->us > y->us) - (x->us < y->us);
 }
 
-/* Per path, the typical transit time of the arrivals matched so far: the
- * fifth percentile from the bottom, since arrivals read late (a program
- * not calling into its endpoint) only ever make it look longer.  -1 where
+/* Per path, the typical transit time of the intact arrivals matched so
+ * far: the 20th percentile, since arrivals read late (a program not
+ * calling into its endpoint) only ever make it look longer.  -1 where
  * there is none. */
 static void typical_delays(const struct trace *tr, long long *typ)
 {
@@ -555,73 +782,78 @@ static void typical_delays(const struct trace *tr, long long *typ)
     free(d);
 }
 
-/* One pass over the arrivals in time order, each matched with its best
- * "out" (typ NULL: before the typical transit times are known). */
-static void match_pass(struct trace *tr, const struct keyed *k, int nk,
-                       const long long *typ)
+/* Each damaged arrival's "out": by crc where it has one, else (or if
+ * that finds none) by length and order. */
+static void match_damaged(struct trace *tr, const struct ident *x, int nx,
+                          const long long *typ, int *c)
 {
     int np = tr->nep * tr->nep;
-    int *last = xrealloc(NULL, (size_t)np * sizeof(int));
-    for (int i = 0; i < np; i++)
-        last[i] = -1; /* per path: the "out" of the latest arrival */
+    int *last = xrealloc(NULL, (size_t)(np + 1) * sizeof(int));
+    for (int p = 0; p < np; p++)
+        last[p] = -1; /* per path: the "out" of the latest intact arrival */
     for (int i = 0; i < tr->nev; i++) {
         struct event *e = &tr->ev[i];
-        if (e->kind == EV_OUT)
-            e->copies = 0, e->match = -1, e->fate = F_LOST;
         if ((e->kind != EV_IN && e->kind != EV_IN_BAD) || e->peer < 0)
             continue;
         int p = e->peer * tr->nep + e->ep;
-        e->match = -1;
-        if (e->kind == EV_IN_BAD) {
-            e->prev_out = last[p];
+        if (e->kind == EV_IN) {
+            if (e->match >= 0)
+                last[p] = e->match;
             continue;
         }
-        int o = find_out(tr, k, nk, i, typ ? typ[p] : -1);
-        if ((e->match = o) < 0)
-            continue;
-        if (tr->ev[o].copies++ == 0)
-            tr->ev[o].match = i;
-        last[p] = o;
+        e->prev_out = last[p];
+        int o = e->has_crc ? find_bad_by_crc(tr, x, nx, i, typ[p], c) : -1;
+        if (o >= 0)
+            take(tr, i, o, 1);
+        else if ((o = find_damaged(tr, i, typ[p])) >= 0)
+            take(tr, i, o, 0);
     }
     free(last);
 }
 
-/* Matches every arrival (twice: the first pass learns each path's typical
- * transit time, the second uses it), then the damaged ones, and sets each
- * datagram's fate. */
+/* Matches every arrival with the "out" it came from (by identity where
+ * the lines carry one, else by description, twice: the first pass learns
+ * each path's typical transit time, the second uses it), then the damaged
+ * ones, and sets each datagram's fate. */
 static void match(struct trace *tr)
 {
-    struct keyed *k = xrealloc(NULL, (size_t)(tr->nev + 1) * sizeof(*k));
+    size_t cap = (size_t)tr->nev + 1;
+    struct ident *x = xrealloc(NULL, cap * sizeof(*x));
+    struct keyed *k = xrealloc(NULL, cap * sizeof(*k));
+    int *c = xrealloc(NULL, cap * sizeof(int));
     long long *typ =
         xrealloc(NULL, (size_t)(tr->nep * tr->nep + 1) * sizeof(*typ));
-    int nk = 0;
-    for (int i = 0; i < tr->nev; i++)
-        if (tr->ev[i].kind == EV_OUT && tr->ev[i].peer >= 0)
-            k[nk++] = (struct keyed){
-                key_of(&tr->ev[i], tr->ev[i].ep, tr->ev[i].peer), i};
-    qsort(k, (size_t)nk, sizeof(*k), cmp_keyed);
-    match_pass(tr, k, nk, NULL);
-    typical_delays(tr, typ);
-    match_pass(tr, k, nk, typ);
+    int nx = 0, nk = 0;
     for (int i = 0; i < tr->nev; i++) {
-        struct event *e = &tr->ev[i];
-        if (e->kind != EV_IN_BAD || e->peer < 0)
+        const struct event *e = &tr->ev[i];
+        if (e->kind != EV_OUT || e->peer < 0)
             continue;
-        e->match = find_damaged(tr, i, typ[e->peer * tr->nep + e->ep]);
-        if (e->match >= 0) {
-            tr->ev[e->match].fate = F_CORRUPT;
-            tr->ev[e->match].match = i;
-        }
+        if (e->has_crc)
+            x[nx++] = (struct ident){e->ep, e->peer, e->crc, e->bytes, i};
+        else
+            k[nk++] = (struct keyed){key_of(e, e->ep, e->peer), i};
     }
+    qsort(x, (size_t)nx, sizeof(*x), cmp_ident);
+    qsort(k, (size_t)nk, sizeof(*k), cmp_keyed);
+    exact_pass(tr, x, nx, NULL, c);
+    typical_delays(tr, typ);
+    exact_pass(tr, x, nx, typ, c);
+    described_pass(tr, k, nk, typ, c);
+    typical_delays(tr, typ);
+    described_pass(tr, k, nk, typ, c);
+    match_damaged(tr, x, nx, typ, c);
     for (int i = 0; i < tr->nev; i++) {
         struct event *e = &tr->ev[i];
-        if (e->kind == EV_OUT && e->fate != F_CORRUPT)
+        if (e->kind == EV_OUT)
             e->fate = e->copies                                 ? F_ARRIVED
+                      : e->bad                                  ? F_CORRUPT
                       : e->peer < 0 || tr->ep[e->peer].file < 0 ? F_UNKNOWN
                                                                 : F_LOST;
     }
     free(typ);
+    free(c);
     free(k);
+    free(x);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -631,8 +863,9 @@ static void match(struct trace *tr)
 #define FAR (1u << 24) /* a sequence number this far off: a new relation */
 
 /* Walks the events in time order: numbers each sender's datagrams, marks
- * a DATA whose sequence number went out before on its path as a
- * retransmission, and works out relative sequence and ack numbers. */
+ * the retransmissions (an "out DATA" line says "retx"; in an older trace,
+ * a DATA whose sequence number went out before on its path) and works out
+ * relative sequence and ack numbers. */
 static void annotate(struct trace *tr)
 {
     int np = tr->nep * tr->nep;
@@ -665,6 +898,8 @@ static void annotate(struct trace *tr)
             } else if (e->kind == EV_OUT) {
                 e->retx = 1; /* at or below the highest sent: again */
             }
+            if (e->kind == EV_OUT && e->has_crc) /* the line says */
+                e->retx = e->retx_flag;
             e->rseq = e->seq - base[p];
         }
         if (known[back] && e->ack - base[back] < FAR)
@@ -851,11 +1086,17 @@ static void fate_note(const struct trace *tr, const struct event *o, char *buf,
     if (o->fate == F_LOST) {
         snprintf(buf, cap, "lost");
     } else if (o->fate == F_CORRUPT) {
-        snprintf(buf, cap, "corrupt: dropped by the checksum");
+        const struct event *in = &tr->ev[o->match];
+        int n = snprintf(buf, cap, "corrupt: dropped %s",
+                         strncmp(in->text, "malformed", 9) == 0
+                             ? "as malformed"
+                             : "by the checksum");
+        if (o->bad > 1)
+            snprintf(buf + n, cap - (size_t)n, ", %d copies", o->bad);
     } else if (o->fate == F_UNKNOWN) {
         snprintf(buf, cap, "?");
     } else {
-        int n = snprintf(buf, cap, "+%.3f ms",
+        int n = snprintf(buf, cap, "%+.3f ms",
                          (tr->ev[o->match].t - o->t) / 1000.0);
         if (o->copies > 1)
             n += snprintf(buf + n, cap - (size_t)n, ", %d copies", o->copies);
@@ -1115,9 +1356,11 @@ static int render_svg(const struct trace *tr, const struct options *o)
 /* ------------------------------------------------------------------------ */
 
 /* --list: one line per datagram, for scripts:
- *   TIME_MS FROM_PORT N TO_PORT TYPE FATE seq=S ack=A win=W len=L [retx]
+ *   TIME_MS FROM_PORT N TO_PORT TYPE FATE seq=S ack=A win=W len=L bytes=B
+ *   crc=C copies=K [retx]
  * N counts the sender's datagrams from 1; FATE is arrived, dup (two or
- * more copies arrived), lost, corrupt or unknown; the raw numbers say
+ * more copies arrived), lost, corrupt or unknown; K is how many copies
+ * arrived, intact or damaged; bytes and crc (? in an older trace) say
  * which datagrams were identical.  An arrival never seen leaving is
  *   TIME_MS FROM_PORT 0 TO_PORT TYPE orphan */
 static void render_list(const struct trace *tr)
@@ -1125,11 +1368,15 @@ static void render_list(const struct trace *tr)
     for (int i = 0; i < tr->nev; i++) {
         const struct event *e = &tr->ev[i];
         double ms = (e->t - tr->t0) / 1000.0;
+        char id[48] = "bytes=? crc=?";
+        if (e->has_crc)
+            snprintf(id, sizeof(id), "bytes=%u crc=%08x", e->bytes, e->crc);
         if (e->kind == EV_OUT && e->peer >= 0)
-            printf("%.3f %d %d %d %s %s seq=%u ack=%u win=%u len=%u%s\n", ms,
-                   tr->ep[e->ep].port, e->index, tr->ep[e->peer].port,
+            printf("%.3f %d %d %d %s %s seq=%u ack=%u win=%u len=%u %s "
+                   "copies=%d%s\n",
+                   ms, tr->ep[e->ep].port, e->index, tr->ep[e->peer].port,
                    type_names[e->type], fate_word(e), e->seq, e->ack, e->win,
-                   e->len, e->retx ? " retx" : "");
+                   e->len, id, e->copies + e->bad, e->retx ? " retx" : "");
         else if ((e->kind == EV_IN || e->kind == EV_IN_BAD) && e->match < 0 &&
                  e->peer >= 0)
             printf("%.3f %d 0 %d %s orphan\n", ms, tr->ep[e->peer].port,
@@ -1150,7 +1397,7 @@ static void summary(const struct trace *tr)
             lost += e->fate == F_LOST;
             bad += e->fate == F_CORRUPT;
             unknown += e->fate == F_UNKNOWN;
-            dup += e->copies > 1;
+            dup += e->copies + e->bad > 1; /* intact or not */
             retx += e->retx;
         }
         orphans += (e->kind == EV_IN || e->kind == EV_IN_BAD) && e->match < 0;
@@ -1197,7 +1444,8 @@ static void usage(FILE *f)
         "copies\":\n"
         "                             duplicated, \"overtaken\": reordered)\n"
         "  ---- DATA #3 ---X          lost: sent, never received\n"
-        "  retx                       a retransmission (sent before)\n"
+        "  retx                       a retransmission: the fragment went "
+        "before\n"
         "  ACK #4                     \"everything before #4 arrived\"; +sack: "
         "and\n"
         "                             some after it\n"
@@ -1207,15 +1455,31 @@ static void usage(FILE *f)
         "trace\n"
         "Sequence numbers count from the first of each relation (#0).\n"
         "\n"
+        "Each line's local=PORT says which endpoint wrote it (several may "
+        "share one\n"
+        "file), and each datagram's arrival is paired with its sending by "
+        "path, size\n"
+        "and CRC (bytes=, crc=), so a datagram is lost, duplicated or "
+        "corrupt exactly\n"
+        "as the network treated it; only identical copies (a fragment sent "
+        "again\n"
+        "unchanged) are told apart by transit time.  Older traces without "
+        "these\n"
+        "fields are matched by type, numbers, length and time, and their "
+        "lines given\n"
+        "to endpoints by the peers they talk to, as before.\n"
+        "\n"
         "options:\n"
         "  --svg FILE   write the diagram as SVG to FILE (and the summary to "
         "stdout)\n"
         "  --list       one line per datagram, for scripts:\n"
-        "               TIME_MS FROM N TO TYPE FATE seq=S ack=A win=W len=L "
-        "[retx]\n"
+        "               TIME_MS FROM N TO TYPE FATE seq=S ack=A win=W len=L\n"
+        "               bytes=B crc=C copies=K [retx]\n"
         "               (N: the sender's n-th datagram; FATE: arrived, dup, "
         "lost,\n"
-        "               corrupt, unknown)\n"
+        "               corrupt, unknown; K: copies that arrived, intact or "
+        "not;\n"
+        "               bytes and crc are ? in an older trace)\n"
         "  --brief      leave out the routine events (queue, deliver, acked, "
         "cc)\n"
         "  --from MS, --to MS   only this window (milliseconds from the "
