@@ -22,20 +22,19 @@
  * datagram's size and its CRC-32C field, so an "in" is paired exactly with
  * the "out" on its path (sender, receiver) with the same two.  Only
  * identical copies share them (a fragment sent again with the same
- * acknowledgment and window): among those, an arrival takes the copy whose
- * transit time is closest to the path's typical one (learned from the
- * datagrams sent once), a second arrival of a copy already taken is a
- * duplicate, and an arrival far later than any transit (its program was
- * not reading, and copies waited in the socket in the order they came)
- * takes the oldest copy left.  A datagram that failed its checksum arrives
- * as "in drop corrupt ... bytes=N crc=X", with the CRC field as it arrived:
- * the same as its "out" unless the flipped bit was in that field, so it is
- * matched by crc and size, then by a crc one bit away, then by size alone.
- * Whatever "out" is left unmatched was never received: lost (dropped by
- * the network, or sent after its receiver stopped reading).  An "out DATA"
- * line says "retx" when its fragment went before.  Sequence numbers are
- * shown relative to the first one of their relation (#0, #1, ...); "ACK
- * #5" means "everything before #5 arrived".
+ * acknowledgment and window): their arrivals are paired with them in
+ * order of sending and arrival, choosing which copies were lost or
+ * duplicated by what is likelier, given each transit time against the
+ * path's typical one (learned from the datagrams sent once).  A datagram
+ * that failed its checksum arrives as "in drop corrupt ... bytes=N crc=X",
+ * with the CRC field as it arrived: the same as its "out" unless the
+ * flipped bit was in that field, so it is matched by crc and size, then by
+ * a crc one bit away, then by size alone.  Whatever "out" is left
+ * unmatched was never received: lost (dropped by the network, or sent
+ * after its receiver stopped reading).  An "out DATA" line says "retx"
+ * when its fragment went before.  Sequence numbers are shown relative to
+ * the first one of their relation (#0, #1, ...); "ACK #5" means
+ * "everything before #5 arrived".
  *
  * Older traces.  Lines written before the library traced bytes, crc and
  * local= (and a server's stateless "out RESET dst=N", which still lacks
@@ -52,6 +51,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,29 +503,18 @@ static int pick(const struct trace *tr, const int *c, int n,
     return best;
 }
 
-/* Keeps the candidates c[0..n) sent no later than time t (allowing for
- * SKEW_US) and returns how many; all of them if none is. */
-static int sent_by(const struct trace *tr, int *c, int n, long long t)
-{
-    int k = 0;
-    for (int j = 0; j < n; j++)
-        if (tr->ev[c[j]].t <= t + SKEW_US)
-            c[k++] = c[j];
-    return k > 0 ? k : n;
-}
-
 /* --- Exactly: by path, crc and size --- */
 
-/* What identifies an "out" line's datagram. */
+/* What identifies a datagram on an "out" or "in" line. */
 struct ident {
     int from, to;
     uint32_t crc, bytes;
     int idx; /* the event; the index is sorted by it last (time order) */
 };
 
-static int cmp_ident(const void *a, const void *b)
+/* Orders identities, ignoring the event. */
+static int cmp_key(const struct ident *x, const struct ident *y)
 {
-    const struct ident *x = a, *y = b;
     if (x->from != y->from)
         return x->from - y->from;
     if (x->to != y->to)
@@ -534,7 +523,19 @@ static int cmp_ident(const void *a, const void *b)
         return x->crc < y->crc ? -1 : 1;
     if (x->bytes != y->bytes)
         return x->bytes < y->bytes ? -1 : 1;
-    return x->idx - y->idx;
+    return 0;
+}
+
+static int cmp_ident(const void *a, const void *b)
+{
+    const struct ident *x = a, *y = b;
+    int c = cmp_key(x, y);
+    return c ? c : x->idx - y->idx;
+}
+
+static int same_ident(const struct ident *x, const struct ident *y)
+{
+    return cmp_key(x, y) == 0;
 }
 
 /* The "out"s with the identity of arrival `in` but the crc `crc`, in time
@@ -551,9 +552,7 @@ static int outs_like(const struct ident *x, int nx, const struct event *in,
         else
             hi = mid;
     }
-    for (; lo < nx && x[lo].from == want.from && x[lo].to == want.to &&
-           x[lo].crc == crc && x[lo].bytes == want.bytes;
-         lo++)
+    for (; lo < nx && same_ident(&x[lo], &want); lo++)
         c[n++] = x[lo].idx;
     return n;
 }
@@ -572,46 +571,146 @@ static void take(struct trace *tr, int i, int o, int exact)
         out->bad++;
 }
 
-/* One pass over the intact arrivals that carry a crc, in time order: each
- * takes an "out" with its identity.  The first pass (typ NULL) takes only
- * those with a single candidate, certain, whose transit times then give
- * each path its typical one; the second chooses among identical copies. */
-static void exact_pass(struct trace *tr, const struct ident *x, int nx,
-                       const long long *typ, int *c)
+/* Identical copies of a datagram (sent again unchanged) share one identity.
+ * Its arrivals are paired with its copies in order of sending and arrival,
+ * in the likeliest way.  Costs are minus the natural logarithm of how
+ * likely each thing is, taken as: one copy in ten lost, one in ten
+ * damaged, one in a hundred duplicated, and a transit time x typical ones
+ * above the path's typical one 1/(1 + x) as likely as a typical one
+ * (transit times have a long tail: a receiver busy elsewhere reads late).
+ * An arrival stamped more than SKEW_US before its copy was sent is
+ * impossible, and so, nearly, is a copy with both intact and damaged
+ * arrivals: the network damages a datagram before it duplicates it.  The
+ * pairing then prefers "both arrived, the first late" to "the first was
+ * lost and the second duplicated" unless the first copy's transit would
+ * be a thousand typical ones. */
+#define COST_LOST    2.3  /* ln 10: one in ten lost */
+#define COST_CORRUPT 2.3  /* one in ten damaged */
+#define COST_DUP     4.6  /* ln 100: one in a hundred duplicated */
+#define COST_MIXED   20.0 /* intact and damaged copies of one datagram */
+#define COST_NEVER   1e30
+#define MAX_COPIES   16      /* arrivals one copy may take */
+#define MAX_ALIGN    4000000 /* table cells; beyond, copies go one by one */
+
+/* What it costs that arrival `in` came from out o. */
+static double transit_cost(const struct event *o, const struct event *in,
+                           long long typical)
 {
-    for (int i = 0; i < tr->nev; i++) {
-        struct event *e = &tr->ev[i];
-        if (e->kind != EV_IN || !e->has_crc || e->peer < 0 || e->match >= 0)
+    long long d = in->t - o->t;
+    if (d < -SKEW_US)
+        return COST_NEVER;
+    double excess = (double)(d - (typical > 0 ? typical : 0));
+    double scale = typical > 20 ? (double)typical : 20.0;
+    return excess > 0 ? log1p(excess / scale) : 0.0;
+}
+
+/* What it costs that the k arrivals a[i-k..i) came from out o. */
+static double copies_cost(const struct trace *tr, int o, const int *a, int i,
+                          int k, long long typical)
+{
+    if (k == 0)
+        return COST_LOST;
+    double sum = (k - 1) * COST_DUP;
+    int bad = 0;
+    for (int j = i - k; j < i; j++) {
+        sum += transit_cost(&tr->ev[o], &tr->ev[a[j]], typical);
+        bad += tr->ev[a[j]].kind == EV_IN_BAD;
+    }
+    return sum + (bad == k ? COST_CORRUPT : bad > 0 ? COST_MIXED : 0.0);
+}
+
+/* Pairs the arrivals a[0..n) of one identity with its copies o[0..m), both
+ * in time order, as cheaply as possible (see COST_LOST): f[j][i] is the
+ * least cost of explaining the first i arrivals by the first j copies,
+ * each copy taking the next k of them.  Returns 0, or -1 (nothing taken)
+ * when the table would be too large or no pairing is possible. */
+static int align(struct trace *tr, const int *o, int m, const int *a, int n,
+                 long long typical)
+{
+    size_t w = (size_t)n + 1, cells = ((size_t)m + 1) * w;
+    if (cells > MAX_ALIGN)
+        return -1;
+    double *f = xrealloc(NULL, cells * sizeof(double));
+    int *took = xrealloc(NULL, cells * sizeof(int));
+    for (size_t i = 0; i < w; i++)
+        f[i] = i == 0 ? 0.0 : COST_NEVER;
+    for (int j = 1; j <= m; j++) {
+        for (int i = 0; i <= n; i++) {
+            double best = COST_NEVER;
+            int bk = 0;
+            for (int k = 0; k <= i && k <= MAX_COPIES; k++) {
+                double prev = f[(size_t)(j - 1) * w + (size_t)(i - k)];
+                if (prev >= COST_NEVER)
+                    continue;
+                double c = prev + copies_cost(tr, o[j - 1], a, i, k, typical);
+                if (c < best)
+                    best = c, bk = k;
+            }
+            f[(size_t)j * w + (size_t)i] = best;
+            took[(size_t)j * w + (size_t)i] = bk;
+        }
+    }
+    int ok = f[(size_t)m * w + (size_t)n] < COST_NEVER;
+    int *from = xrealloc(NULL, w * sizeof(int));
+    for (int j = m, i = n; ok && j > 0; j--) { /* each arrival's copy */
+        int k = took[(size_t)j * w + (size_t)i];
+        for (int q = i - k; q < i; q++)
+            from[q] = o[j - 1];
+        i -= k;
+    }
+    for (int q = 0; ok && q < n; q++) /* in time order: first arrivals */
+        take(tr, a[q], from[q], 1);
+    free(from);
+    free(took);
+    free(f);
+    return ok ? 0 : -1;
+}
+
+/* Every arrival (intact or damaged) whose identity some "out" has: x and
+ * y are the sorted identities of the "out"s and the arrivals.  The first
+ * pass (typ NULL) takes the identities sent once, which need no choice;
+ * their transit times give each path its typical one, which the second
+ * pass uses to pair the copies of the identities sent more than once. */
+static void exact_pass(struct trace *tr, const struct ident *x, int nx,
+                       const struct ident *y, int ny, const long long *typ,
+                       int *c)
+{
+    int *a = c + nx; /* room for both: c holds nev + 1 */
+    for (int i = 0, j = 0; i < nx;) {
+        int m = 0, n = 0, i0 = i;
+        for (; i < nx && same_ident(&x[i], &x[i0]); i++)
+            c[m++] = x[i].idx;
+        while (j < ny && cmp_key(&y[j], &x[i0]) < 0)
+            j++; /* an arrival may be stamped before its sending */
+        for (; j < ny && same_ident(&y[j], &x[i0]); j++)
+            a[n++] = y[j].idx;
+        if (n == 0 || (typ == NULL) != (m == 1))
             continue;
-        int n = sent_by(tr, c, outs_like(x, nx, e, e->crc, c, 0), e->t);
-        if (typ == NULL && n == 1)
-            take(tr, i, c[0], 1);
-        else if (typ != NULL && n > 0)
-            take(tr, i, pick(tr, c, n, e, typ[e->peer * tr->nep + e->ep]), 1);
+        if (m == 1) {
+            for (int q = 0; q < n; q++)
+                take(tr, a[q], c[0], 1);
+            continue;
+        }
+        long long t = typ[x[i0].from * tr->nep + x[i0].to];
+        if (align(tr, c, m, a, n, t) < 0) /* too many: one by one */
+            for (int q = 0; q < n; q++)
+                take(tr, a[q], pick(tr, c, m, &tr->ev[a[q]], t), 1);
     }
 }
 
-/* The "out" for damaged arrival i by its crc: one with the same crc (the
- * damage was elsewhere), else one a single bit away (the flipped bit was
- * in the crc field).  An "out" none of whose copies arrived intact is
- * preferred: one datagram's copies are all damaged or none is.  -1 if no
- * "out" on its path has its size and such a crc. */
-static int find_bad_by_crc(const struct trace *tr, const struct ident *x,
-                           int nx, int i, long long typical, int *c)
+/* The crc a damaged arrival was sent with: its own if an "out" on its path
+ * of its size has it, else one a single bit away if one has that (the
+ * flipped bit was in the crc field), so that the alignment sees it with
+ * the other copies of its datagram; else its own. */
+static uint32_t sent_crc(const struct ident *x, int nx, const struct event *in,
+                         int *c)
 {
-    const struct event *in = &tr->ev[i];
-    int n = outs_like(x, nx, in, in->crc, c, 0);
-    for (int b = 0; n == 0 && b < 32; b++)
-        n = outs_like(x, nx, in, in->crc ^ (1u << b), c, n);
-    if (n == 0)
-        return -1;
-    qsort(c, (size_t)n, sizeof(int), cmp_int); /* time order */
-    n = sent_by(tr, c, n, in->t);
-    int k = 0;
-    for (int j = 0; j < n; j++)
-        if (tr->ev[c[j]].copies == 0)
-            c[k++] = c[j];
-    return pick(tr, c, k > 0 ? k : n, in, typical);
+    if (outs_like(x, nx, in, in->crc, c, 0) > 0)
+        return in->crc;
+    for (int b = 0; b < 32; b++)
+        if (outs_like(x, nx, in, in->crc ^ (1u << b), c, 0) > 0)
+            return in->crc ^ (1u << b);
+    return in->crc;
 }
 
 /* --- By description, for lines without bytes and crc --- */
@@ -782,10 +881,9 @@ static void typical_delays(const struct trace *tr, long long *typ)
     free(d);
 }
 
-/* Each damaged arrival's "out": by crc where it has one, else (or if
- * that finds none) by length and order. */
-static void match_damaged(struct trace *tr, const struct ident *x, int nx,
-                          const long long *typ, int *c)
+/* Each damaged arrival the exact passes left (its crc damaged beyond one
+ * bit, or an older trace): by length and order. */
+static void match_damaged(struct trace *tr, const long long *typ)
 {
     int np = tr->nep * tr->nep;
     int *last = xrealloc(NULL, (size_t)(np + 1) * sizeof(int));
@@ -802,46 +900,52 @@ static void match_damaged(struct trace *tr, const struct ident *x, int nx,
             continue;
         }
         e->prev_out = last[p];
-        int o = e->has_crc ? find_bad_by_crc(tr, x, nx, i, typ[p], c) : -1;
-        if (o >= 0)
-            take(tr, i, o, 1);
-        else if ((o = find_damaged(tr, i, typ[p])) >= 0)
+        int o;
+        if (e->match < 0 && (o = find_damaged(tr, i, typ[p])) >= 0)
             take(tr, i, o, 0);
     }
     free(last);
 }
 
 /* Matches every arrival with the "out" it came from (by identity where
- * the lines carry one, else by description, twice: the first pass learns
- * each path's typical transit time, the second uses it), then the damaged
- * ones, and sets each datagram's fate. */
+ * the lines carry one, sent once first, to learn each path's typical
+ * transit time; else by description, twice for the same reason), then the
+ * damaged ones left, and sets each datagram's fate. */
 static void match(struct trace *tr)
 {
     size_t cap = (size_t)tr->nev + 1;
     struct ident *x = xrealloc(NULL, cap * sizeof(*x));
+    struct ident *y = xrealloc(NULL, cap * sizeof(*y));
     struct keyed *k = xrealloc(NULL, cap * sizeof(*k));
     int *c = xrealloc(NULL, cap * sizeof(int));
     long long *typ =
         xrealloc(NULL, (size_t)(tr->nep * tr->nep + 1) * sizeof(*typ));
-    int nx = 0, nk = 0;
+    int nx = 0, ny = 0, nk = 0;
     for (int i = 0; i < tr->nev; i++) {
         const struct event *e = &tr->ev[i];
-        if (e->kind != EV_OUT || e->peer < 0)
-            continue;
-        if (e->has_crc)
+        if (e->kind == EV_OUT && e->peer >= 0 && e->has_crc)
             x[nx++] = (struct ident){e->ep, e->peer, e->crc, e->bytes, i};
-        else
+        else if (e->kind == EV_OUT && e->peer >= 0)
             k[nk++] = (struct keyed){key_of(e, e->ep, e->peer), i};
     }
     qsort(x, (size_t)nx, sizeof(*x), cmp_ident);
+    for (int i = 0; i < tr->nev; i++) { /* arrivals: from the peer */
+        const struct event *e = &tr->ev[i];
+        if ((e->kind != EV_IN && e->kind != EV_IN_BAD) || e->peer < 0 ||
+            !e->has_crc)
+            continue;
+        uint32_t crc = e->kind == EV_IN ? e->crc : sent_crc(x, nx, e, c);
+        y[ny++] = (struct ident){e->peer, e->ep, crc, e->bytes, i};
+    }
+    qsort(y, (size_t)ny, sizeof(*y), cmp_ident);
     qsort(k, (size_t)nk, sizeof(*k), cmp_keyed);
-    exact_pass(tr, x, nx, NULL, c);
+    exact_pass(tr, x, nx, y, ny, NULL, c);
     typical_delays(tr, typ);
-    exact_pass(tr, x, nx, typ, c);
+    exact_pass(tr, x, nx, y, ny, typ, c);
     described_pass(tr, k, nk, typ, c);
     typical_delays(tr, typ);
     described_pass(tr, k, nk, typ, c);
-    match_damaged(tr, x, nx, typ, c);
+    match_damaged(tr, typ);
     for (int i = 0; i < tr->nev; i++) {
         struct event *e = &tr->ev[i];
         if (e->kind == EV_OUT)
@@ -853,6 +957,7 @@ static void match(struct trace *tr)
     free(typ);
     free(c);
     free(k);
+    free(y);
     free(x);
 }
 
@@ -1463,8 +1568,8 @@ static void usage(FILE *f)
         "corrupt exactly\n"
         "as the network treated it; only identical copies (a fragment sent "
         "again\n"
-        "unchanged) are told apart by transit time.  Older traces without "
-        "these\n"
+        "unchanged) are paired by order and transit time.  Older traces "
+        "without these\n"
         "fields are matched by type, numbers, length and time, and their "
         "lines given\n"
         "to endpoints by the peers they talk to, as before.\n"
