@@ -325,9 +325,11 @@ else
 fi
 
 # ---------------------------------------------------------------------------
-# rtrace on real two-process traces.  Faults are on the client's socket
-# only, so fault_preview says exactly which of its datagrams were dropped;
-# the server has none.
+# rtrace on real traces.  Faults are on the client's socket only, so
+# fault_preview says exactly what became of each of its datagrams; the
+# server has none.  The trace lines pair a datagram's sending with its
+# arrival (bytes=, crc=) and name the endpoint that wrote them (local=), so
+# the checks are per datagram.
 
 # trace_pair SPEC: a traced rmsg_server and a traced rmsg_client under
 # SPEC; leaves $tmp/c.tr, $tmp/s.tr, $tmp/list and $tmp/want (the fate of
@@ -343,91 +345,314 @@ trace_pair() {
     "$ex/fault_preview" "$spec" "$outs" | grep -v '^total' > "$tmp/want"
     # Every datagram the client sent that was not dropped must have reached
     # the server before we stop it: wait until its trace shows them all.
-    arrivals=$(awk '$2 != "dropped" { n += $2 == "duplicated" ? 2 : 1 }
+    arrivals=$(awk '$2 != "dropped" { n += $3 == "duplicated" || $2 == "duplicated" ? 2 : 1 }
                     END { print n + 0 }' "$tmp/want")
     n=0
     while [ "$(grep -c '^rmsg .* in ' "$tmp/s.tr")" -lt "$arrivals" ] &&
           [ "$n" -lt 50 ]; do n=$((n + 1)); sleep 0.1; done
     stop "$spid"
     cport=$(sed -n 's/.* open port=\([0-9]*\) .*/\1/p' "$tmp/c.tr")
+    sport=$(sed -n 's/.* open port=\([0-9]*\) .*/\1/p' "$tmp/s.tr")
     "$rtrace" --list "$tmp/c.tr" "$tmp/s.tr" > "$tmp/list"
 }
 
-# Drops only: each distinct client datagram must have lost as many copies
-# as fault_preview dropped (which copy of identical retransmissions was
-# the lost one cannot always be told), the server none while the client
-# ran, and the picture as many X's as losses and arrows as arrivals.
-if trace_pair "drop=0.3,seed=11"; then
+# client_fates: the client's datagrams in $tmp/list against $tmp/want, per
+# datagram: a dropped one lost, a duplicated one arrived twice, a corrupted
+# one arrived damaged (twice if duplicated too), the rest arrived once, and
+# nothing arrived from the client that it did not send.  Identical copies
+# (a fragment sent again unchanged: the same bytes and crc) are taken
+# together: which copy was lost or duplicated, no trace can tell when the
+# receiver read them late.  Prints what differs; fails if anything does, or
+# if there is nothing to check.  When all agree, prints how many datagrams
+# went more than once unchanged.
+client_fates() {
     awk -v c="$cport" '
-        FILENAME == ARGV[1] { fate[$1] = $2; next }
-        $2 == c { key = $5 " " $7 " " $8 " " $9 " " $10
-                  want[key] += fate[$3] == "dropped"; got[key] += $6 == "lost" }
-        END { for (k in want) if (want[k] != got[k]) bad = 1; exit bad }' \
-        "$tmp/want" "$tmp/list"
-    per_datagram=$?
-    dropped=$(grep -c dropped "$tmp/want")
-    lost_c=$(awk -v c="$cport" '$2 == c && $6 == "lost"' "$tmp/list" | wc -l)
-    # The client's last line, in rtrace's milliseconds: after it the
-    # client is gone, and the server's datagrams to it are lost for real.
+        BEGIN { good["sent"] = 1; good["duplicated"] = 2
+                damaged["corrupted"] = 1; damaged["corrupted duplicated"] = 2 }
+        FILENAME == ARGV[1] { f = $2; for (i = 3; i <= NF; i++) f = f " " $i
+                              want[$1] = f; next }
+        $2 != c { next }
+        $3 == 0 { print "  arrived, never seen leaving: " $0; bad = 1; next }
+        { n++; id = $11 " " $12; k = substr($13, 8)
+          if (!($3 in want) || $11 == "bytes=?") bad = 1
+          copies[id]++; who[id] = who[id] " " $3
+          wg[id] += good[want[$3]]; wd[id] += damaged[want[$3]]
+          gg[id] += $6 == "corrupt" ? 0 : k; gd[id] += $6 == "corrupt" ? k : 0 }
+        END { for (id in copies) {
+                  shared += copies[id] > 1
+                  if (wg[id] != gg[id] || wd[id] != gd[id]) {
+                      print "  datagram" who[id] ": fault_preview says " \
+                            wg[id] " intact, " wd[id] " damaged arrived; rtrace " \
+                            gg[id] ", " gd[id]; bad = 1 } }
+              if (!bad) print shared + 0
+              exit bad || n == 0 }' "$tmp/want" "$tmp/list"
+}
+
+# server_fates: the server's datagrams (it has no faults) arrived once and
+# intact, but those sent in the last millisecond of the client's trace or
+# after it (the client was gone), identical copies taken together as
+# above.  Prints what differs.
+server_fates() {
     end_ms=$(awk '$1 != "rmsg" { next }
                   $3 != "-" { split($2, t, "."); us = t[1] * 1000000 + t[2]
                   if (first == "" || us < first) first = us }
                   FILENAME ~ /c.tr$/ { split($2, t, "."); last = t[1] * 1000000 + t[2] }
                   END { printf "%.3f", (last - first) / 1000 - 1 }' \
              "$tmp/s.tr" "$tmp/c.tr")
-    early=$(awk -v c="$cport" -v e="$end_ms" '$2 != c && $6 == "lost" && $1 < e' \
-            "$tmp/list" | wc -l)
-    lost=$(awk '$6 == "lost"' "$tmp/list" | wc -l)
-    dgrams=$(grep -vc "^rtrace:" "$tmp/list")
+    awk -v s="$sport" -v e="$end_ms" '
+        $2 != s { next }
+        $3 == 0 || $6 == "corrupt" { print "  " $0; bad = 1; next }
+        { id = $11 " " $12; copies[id]++; early[id] += $1 < e
+          got[id] += substr($13, 8) }
+        END { for (id in copies)
+                  if (got[id] < early[id] || got[id] > copies[id]) {
+                      print "  " id ": " copies[id] " sent, " early[id] \
+                            " while the client ran, " got[id] " arrived"; bad = 1 }
+              exit bad }' "$tmp/list"
+}
+
+# retx_marks: the retransmissions in $tmp/list are the trace's: a sender's
+# n-th datagram is marked retx exactly when its n-th "out" line says retx.
+retx_marks() {
+    for f in c s; do
+        p=$(sed -n 's/.* open port=\([0-9]*\) .*/\1/p' "$tmp/$f.tr")
+        grep '^rmsg .* out ' "$tmp/$f.tr" |
+            awk '{ print NR, / retx local=[0-9]*$/ ? "retx" : "-" }' > "$tmp/rx.trace"
+        awk -v p="$p" '$2 == p && $3 > 0 { print $3, $NF == "retx" ? "retx" : "-" }' \
+            "$tmp/list" > "$tmp/rx.list"
+        cmp -s "$tmp/rx.trace" "$tmp/rx.list" || return 1
+    done
+}
+
+# old_format FILE: the trace as the library wrote it before its lines
+# carried bytes=, crc=, local= and retx, and when "out DATA" said +sack.
+old_format() {
+    sed -e 's/ local=[0-9]*$//' -e 's/ bytes=[0-9]* crc=[0-9a-f]*//' \
+        -e 's/ retx$//' -e '/ out DATA /s/ sack=0//' \
+        -e '/ out DATA /s/ sack=[1-9][0-9]*/ +sack/' "$1"
+}
+
+# pictures_agree: the text picture and the SVG of $tmp/c.tr and $tmp/s.tr
+# draw what $tmp/list says: an X per lost datagram, an arrow per copy that
+# arrived (damaged ones too), a note per damaged datagram and per one that
+# arrived more than once, and a summary with the same counts.  Prints what
+# differs.
+pictures_agree() {
     "$rtrace" "$tmp/c.tr" "$tmp/s.tr" > "$tmp/picture"
+    "$rtrace" --svg "$tmp/p.svg" "$tmp/c.tr" "$tmp/s.tr" > /dev/null
+    set -- $(awk '$1 != "rtrace:" { n++; k = substr($13, 8); lost += $6 == "lost"
+                                    bad += $6 == "corrupt"; two += k > 1; copies += k
+                                    good += $6 == "arrived" || $6 == "dup" }
+                  END { print n + 0, lost + 0, bad + 0, two + 0, copies + 0, good + 0 }' \
+             "$tmp/list")
+    n=$1 lost=$2 corrupt=$3 two=$4 copies=$5 good=$6
     xs=$(grep -c 'X' "$tmp/picture")
     arrows=$(grep -c -e '->|' -e '|<-' "$tmp/picture")
-    "$rtrace" --svg "$tmp/p.svg" "$tmp/c.tr" "$tmp/s.tr" > /dev/null
+    notes_bad=$(grep -c 'corrupt: dropped' "$tmp/picture")
+    notes_two=$(grep -c ', [0-9]* copies' "$tmp/picture")
     svg_x=$(grep -c 'class="x"' "$tmp/p.svg")
     svg_arrows=$(grep -c 'marker-end' "$tmp/p.svg")
-    if [ "$per_datagram" -eq 0 ] && [ "$dropped" -gt 0 ] &&
-       [ "$lost_c" -eq "$dropped" ] && [ "$early" -eq 0 ] &&
-       [ "$xs" -eq "$lost" ] && [ "$arrows" -eq $((dgrams - lost)) ] &&
-       [ "$svg_x" -eq "$lost" ] && [ "$svg_arrows" -eq $((dgrams - lost)) ] &&
-       tail -1 "$tmp/picture" | grep -q "datagrams: $((dgrams - lost)) arrived, $lost lost"; then
-        ok "rtrace, drops" "$dgrams datagrams, $dropped dropped as fault_preview says, $xs X's"
-    else
-        bad "rtrace, drops" "per datagram $per_datagram, dropped $dropped, lost $lost_c, early $early, X $xs/$svg_x of $lost, arrows $arrows/$svg_arrows"
-        cat "$tmp/want" "$tmp/list" "$tmp/picture"
+    sum="rtrace: 2 endpoints, $n datagrams: $good arrived, $lost lost, $two duplicated, $corrupt corrupt;"
+    if [ "$xs" -ne "$lost" ] || [ "$svg_x" -ne "$lost" ] ||
+       [ "$arrows" -ne $((n - lost)) ] || [ "$svg_arrows" -ne "$copies" ] ||
+       [ "$notes_bad" -ne "$corrupt" ] || [ "$notes_two" -ne "$two" ] ||
+       ! tail -1 "$tmp/picture" | grep -qF "$sum"; then
+        echo "  picture: X $xs/$svg_x of $lost, arrows $arrows of $((n - lost)), SVG arrows $svg_arrows of $copies, corrupt notes $notes_bad of $corrupt, copies notes $notes_two of $two"
+        return 1
     fi
-else
-    bad "rtrace, drops" "the traced exchange failed"
-fi
+}
 
-# Drops, duplicates and corruption: the totals must be fault_preview's.
-# What the lines cannot tell apart is left out: "the first copy was lost
-# and the second duplicated" reads like "both arrived, the first late", so
-# the check is on the copies that arrived intact, on losses minus
-# duplicates, and on the corrupt ones.  A seed none of whose first
-# datagrams is both duplicated and corrupted (two damaged copies of one
-# datagram cannot be told from two damaged datagrams).
-seed=1
-while "$ex/fault_preview" "drop=0.1,dup=0.15,corrupt=0.1,seed=$seed" 200 |
-      grep -q "corrupted duplicated" && [ "$seed" -lt 1000 ]; do
-    seed=$((seed + 1))
-done
-if trace_pair "drop=0.1,dup=0.15,corrupt=0.1,seed=$seed"; then
-    mine=$(awk -v c="$cport" '$2 == c' "$tmp/list")
-    want=$(awk '{ d += $2 == "dropped"; u += $2 == "duplicated";
-                  k += $2 == "corrupted"; g += $2 == "sent" }
-                  END { print g + 2 * u, d - u, k, d, u }' "$tmp/want")
-    got=$(echo "$mine" | awk '{ d += $6 == "lost"; u += $6 == "dup";
-                  k += $6 == "corrupt"; g += $6 == "arrived" }
-                  END { print g + 2 * u, d - u, k }')
-    if [ "${want% * *}" = "$got" ] && [ "${want#* * * }" != "0 0" ] &&
-       ! grep -q orphan "$tmp/list"; then
-        ok "rtrace, drops, duplicates, corruption" "intact copies, lost minus duplicated, corrupt: $got, as fault_preview says"
+# rtrace_case NAME SPEC CHECK: a traced exchange under SPEC, checked with
+# all of the above; CHECK (a shell test on $dropped, $dup, $corrupt and
+# $both, fault_preview's counts) says which faults the run must have had.
+rtrace_case() {
+    name=$1
+    trace_pair "$2" || { bad "$name" "the traced exchange failed"; return; }
+    shared=$(client_fates)
+    cf=$?
+    why=$(server_fates)
+    sf=$?
+    retx_marks
+    rx=$?
+    pic=$(pictures_agree)
+    pa=$?
+    count() { grep -c "$1" "$tmp/want"; }
+    dropped=$(count '^[0-9]* dropped$') dup=$(count '^[0-9]* duplicated$')
+    corrupt=$(count '^[0-9]* corrupted') both=$(count '^[0-9]* corrupted duplicated$')
+    nretx=$(grep -c ' retx$' "$tmp/list")
+    if [ "$cf" -eq 0 ] && [ "$sf" -eq 0 ] && [ "$rx" -eq 0 ] && [ "$pa" -eq 0 ] &&
+       [ "$nretx" -gt 0 ] && eval "$3"; then
+        ok "$name" "$(grep -vc '^rtrace:' "$tmp/list") datagrams as fault_preview says ($dropped dropped, $dup duplicated, $corrupt corrupted, $both of them twice; $shared sent more than once unchanged, their copies taken together), $nretx retransmissions"
     else
-        bad "rtrace, drops, duplicates, corruption" "want $want, got $got"
+        bad "$name" "client $cf, server $sf, retx marks $rx ($nretx), picture $pa, faults wanted: $3"
+        echo "$shared"
+        echo "$why"
+        echo "$pic"
         cat "$tmp/want" "$tmp/list"
     fi
+}
+
+# Drops only: each client datagram fault_preview dropped is lost, every
+# other one arrived once; the server's all arrived while the client ran;
+# the retransmissions are the ones the trace marks; the pictures agree.
+rtrace_case "rtrace, drops" "drop=0.3,seed=11" '[ "$dropped" -gt 0 ]'
+
+# The same traces as older lines, without bytes, crc, local and retx:
+# matched by description, each distinct description of a client datagram
+# lost as many copies as fault_preview dropped (which of identical ones was
+# lost those lines cannot tell), and every line bytes=?.
+old_format "$tmp/c.tr" > "$tmp/c.old"
+old_format "$tmp/s.tr" > "$tmp/s.old"
+"$rtrace" --list "$tmp/c.old" "$tmp/s.old" > "$tmp/list.old"
+awk -v c="$cport" '
+    FILENAME == ARGV[1] { fate[$1] = $2; next }
+    $2 == c { key = $5 " " $7 " " $8 " " $9 " " $10; n++
+              want[key] += fate[$3] == "dropped"; got[key] += $6 == "lost"
+              if ($11 != "bytes=?") bad = 1 }
+    END { for (k in want) if (want[k] != got[k]) bad = 1; exit bad || n == 0 }' \
+    "$tmp/want" "$tmp/list.old"
+per_description=$?
+dropped=$(grep -c dropped "$tmp/want")
+old_lost=$(awk -v c="$cport" '$2 == c && $6 == "lost"' "$tmp/list.old" | wc -l)
+if [ "$per_description" -eq 0 ] && [ "$old_lost" -eq "$dropped" ] &&
+   [ -s "$tmp/c.old" ] && ! grep -q -e "local=" -e "bytes=[0-9]" "$tmp/c.old"; then
+    ok "rtrace, older trace lines" "$old_lost of $dropped lost, matched by description"
 else
-    bad "rtrace, drops, duplicates, corruption" "the traced exchange failed"
+    bad "rtrace, older trace lines" "per description $per_description, lost $old_lost of $dropped"
+    cat "$tmp/want" "$tmp/list.old"
+fi
+
+# Drops, duplicates and corruption: each datagram as fault_preview says,
+# corrupt ones matched by their crc (a corrupted duplicated one: two
+# damaged copies).  A seed whose first 30 datagrams have each fate.
+seed=1
+while ! "$ex/fault_preview" "drop=0.1,dup=0.15,corrupt=0.1,seed=$seed" 30 |
+        awk '{ f[$2 " " $3] = 1 }
+             END { exit !(f["dropped "] && f["duplicated "] && f["corrupted "] &&
+                          f["corrupted duplicated"]) }' &&
+      [ "$seed" -lt 1000 ]; do
+    seed=$((seed + 1))
+done
+rtrace_case "rtrace, drops, duplicates, corruption (seed $seed)" \
+    "drop=0.1,dup=0.15,corrupt=0.1,seed=$seed" \
+    '[ "$dropped" -gt 0 ] && [ "$dup" -gt 0 ] && [ "$both" -gt 0 ] && [ "$corrupt" -gt "$both" ]'
+
+# A datagram damaged in its crc field arrives with a crc its sending does
+# not have: one bit of the first damaged arrival's crc flipped in the
+# server's trace must change nothing rtrace makes of the client's
+# datagrams.
+awk '!done && / in drop corrupt .* crc=[0-9a-f]* / {
+         i = index($0, " crc=") + 12; d = index("0123456789abcdef", substr($0, i, 1)) - 1
+         $0 = substr($0, 1, i - 1) substr("0123456789abcdef", xor_1(d) + 1, 1) substr($0, i + 1)
+         done = 1 }
+     { print }
+     function xor_1(d) { return d % 2 ? d - 1 : d + 1 }' "$tmp/s.tr" > "$tmp/s.hit"
+"$rtrace" --list "$tmp/c.tr" "$tmp/s.hit" > "$tmp/list"
+hit=$(client_fates)
+hrc=$?
+if [ "$hrc" -eq 0 ] && ! cmp -s "$tmp/s.tr" "$tmp/s.hit"; then
+    ok "rtrace, a corrupt datagram hit in its crc field" "matched all the same"
+else
+    bad "rtrace, a corrupt datagram hit in its crc field" "$hit"
+    diff "$tmp/s.tr" "$tmp/s.hit"
+fi
+
+# Several endpoints in one process, writing one stderr: echo_service serves
+# on one endpoint and registers with the discovery service through
+# another; lb_client looks the service up through one and calls the server
+# through another.  rtrace must give every line to the endpoint that wrote
+# it (local=): a column per endpoint, and for each datagram identity
+# (sender, receiver, crc, size) as many datagrams as the senders' traces
+# have "out" lines, with as many copies arrived as the receivers' traces
+# have "in" lines.  Then without the discovery service's trace: its column
+# is "not traced", what it sent arrives unseen leaving, and the lines about
+# it stay with the endpoints that wrote them (lb_client's latest endpoint
+# is not the one that talks to it).  The servers run on ephemeral ports, so
+# they send no stateless RETRY (the one "out" line without a crc).
+
+# idents FILE...: per datagram identity in the traces, "FROM TO CRC BYTES
+# OUTS INS"; an arrival whose identity no "out" line has counts as
+# "FROM TO orphans N".
+idents() {
+    awk '$1 == "rmsg" && ($4 == "out" || $4 == "in") {
+             peer = $3; sub(/.*:/, "", peer); l = $NF; sub(/^local=/, "", l)
+             b = c = "?"
+             for (i = 5; i <= NF; i++) {
+                 if ($i ~ /^bytes=/) b = substr($i, 7)
+                 if ($i ~ /^crc=/) c = substr($i, 5) }
+             if ($4 == "out") outs[l " " peer " " c " " b]++
+             else ins[peer " " l " " c " " b]++ }
+         END { for (k in outs) print k, outs[k], ins[k] + 0
+               for (k in ins) if (!(k in outs)) { split(k, f, " "); o[f[1] " " f[2]] += ins[k] }
+               for (k in o) print k, "orphans", o[k] }' "$@" | sort
+}
+
+# list_idents LIST: the same from rtrace --list.
+list_idents() {
+    awk '$6 == "orphan" { o[$2 " " $4]++; next }
+         $1 != "rtrace:" { k = $2 " " $4 " " substr($12, 5) " " substr($11, 7)
+                           outs[k]++; ins[k] += substr($13, 8) }
+         END { for (k in outs) print k, outs[k], ins[k]
+               for (k in o) print k, "orphans", o[k] }' "$1" | sort
+}
+
+# columns PICTURE: the ports of the picture's columns, sorted.
+columns() { head -1 "$1" | grep -o ':[0-9]*' | tr -d : | sort; }
+
+if start disc3 env RMSG_TRACE=1 "$ex/discovery" 0 1500; then
+    dpid=$pid dport=$port
+    if start echo3 env RMSG_TRACE=1 "$ex/echo_service" 0 127.0.0.1 "$dport" echo &&
+       wait_for "$tmp/echo3.out" "^registered as echo" 100; then
+        epid=$pid
+        env RMSG_TRACE=1 timeout 60 "$ex/lb_client" -n 20 127.0.0.1 "$dport" echo \
+            > "$tmp/lb3.out" 2> "$tmp/l.tr"
+        lrc=$?
+        stop "$epid"
+    else
+        lrc=1
+        stop "$pid"
+    fi
+    stop "$dpid"
+    for f in disc3 echo3; do grep '^rmsg ' "$tmp/$f.out" > "$tmp/$f.tr"; done
+    d=$tmp/disc3.tr e=$tmp/echo3.tr l=$tmp/l.tr
+    opens=$(cat "$d" "$e" "$l" | sed -n 's/.* open port=\([0-9]*\) .*/\1/p' | sort)
+    eopens=$(sed -n 's/.* open port=\([0-9]*\) .*/\1/p' "$e" | wc -l)
+    lopens=$(sed -n 's/.* open port=\([0-9]*\) .*/\1/p' "$l" | wc -l)
+    # All three traced.
+    "$rtrace" --list "$d" "$e" "$l" > "$tmp/list"
+    "$rtrace" --width 200 "$d" "$e" "$l" > "$tmp/picture"
+    idents "$d" "$e" "$l" > "$tmp/id.trace"
+    list_idents "$tmp/list" > "$tmp/id.list"
+    if [ "$lrc" -eq 0 ] && [ "$eopens" -eq 2 ] && [ "$lopens" -ge 2 ] &&
+       [ "$(columns "$tmp/picture")" = "$opens" ] &&
+       ! grep -q "not traced" "$tmp/picture" &&
+       cmp -s "$tmp/id.trace" "$tmp/id.list" &&
+       ! grep -q orphan "$tmp/list" &&
+       tail -1 "$tmp/picture" | grep -q "^rtrace: $(echo "$opens" | wc -l) endpoints,"; then
+        ok "rtrace, two endpoints in one process" "$(echo $opens | wc -w) columns, $(wc -l < "$tmp/id.trace") datagram identities as the traces say"
+    else
+        bad "rtrace, two endpoints in one process" "lb_client rc $lrc, endpoints $eopens+$lopens, columns $(columns "$tmp/picture" | tr '\n' ' ')of $(echo $opens)"
+        diff "$tmp/id.trace" "$tmp/id.list"
+        head -1 "$tmp/picture"
+    fi
+    # Without the discovery service's trace.
+    dport_open=$(sed -n 's/.* open port=\([0-9]*\) .*/\1/p' "$d")
+    "$rtrace" --list "$e" "$l" > "$tmp/list"
+    "$rtrace" --width 200 "$e" "$l" > "$tmp/picture"
+    idents "$e" "$l" > "$tmp/id.trace"
+    list_idents "$tmp/list" > "$tmp/id.list"
+    if [ "$(columns "$tmp/picture")" = "$opens" ] &&
+       [ "$(grep -o "127.0.0.1:$dport_open (not traced)" "$tmp/picture" | wc -l)" -eq 1 ] &&
+       grep -q "^$dport_open [0-9]* orphans [1-9]" "$tmp/id.trace" &&
+       cmp -s "$tmp/id.trace" "$tmp/id.list"; then
+        ok "rtrace, two endpoints in one process, a peer not traced" "lines about it stay with their endpoints"
+    else
+        bad "rtrace, two endpoints in one process, a peer not traced" "columns $(columns "$tmp/picture" | tr '\n' ' ')of $(echo $opens)"
+        diff "$tmp/id.trace" "$tmp/id.list"
+        head -1 "$tmp/picture"
+    fi
+else
+    bad "rtrace, two endpoints in one process" "discovery did not start"
 fi
 
 "$rtrace" --help | grep -q "^usage: rtrace" && ok "rtrace --help" ||
