@@ -98,6 +98,7 @@
 #include "wire.h"
 
 #define TLP_MIN_US 1000       /* earliest tail loss probe */
+#define LOSSY_US 2000000      /* a loss keeps a path "lossy" this long */
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
 #define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
 #define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
@@ -218,6 +219,8 @@ struct peer {
     int has_token;  /* the peer asked for its address token (RETRY) */
     uint64_t token; /* which goes with every datagram until it answers */
     rmsg_time tlp_at; /* tail loss probe due (RMSG_NEVER: none) */
+    rmsg_time loss_at; /* when a loss was last found (lossy: any at all) */
+    int lossy;
     int tlp_sent;     /* a probe went and nothing was delivered since */
 
     /* Receiving. */
@@ -1209,6 +1212,13 @@ static void mark_lost(struct peer *p, struct frag *f, uint32_t seq)
         p->lost_hint = seq;
 }
 
+/* Remembers that the path lost something just now (see peer_next_strict). */
+static void note_loss(struct peer *p, rmsg_time now)
+{
+    p->loss_at = now;
+    p->lossy = 1;
+}
+
 /* True when the congestion window and the pacer let a fragment leave. */
 static int may_send_data(const struct peer *p, rmsg_time now)
 {
@@ -1403,6 +1413,7 @@ static void detect_losses(struct rmsg_core *c, struct peer *p, rmsg_time now)
         rmsg_time due = f->sent + rtt + reo;
         if (now >= due) {
             mark_lost(p, f, s);
+            note_loss(p, now);
         } else {
             p->rack_at = tmin(p->rack_at, due);
         }
@@ -1857,6 +1868,7 @@ static void retransmission_timer(struct rmsg_core *c, struct peer *p,
     }
     p->st.timeouts++;
     c->st.timeouts++;
+    note_loss(p, now);
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
         if (!f->sacked && f->msg != NULL) {
@@ -1895,6 +1907,7 @@ static void tail_loss_probe(struct rmsg_core *c, struct peer *p,
         if (f->sacked || f->msg == NULL)
             continue;
         mark_lost(p, f, s);
+        note_loss(p, now);
         p->rto_probe = 1;
         p->tlp_sent = 1;
         TRACE(c, now, &p->addr, "tail loss probe seq=%u", s);
@@ -2195,7 +2208,16 @@ static rmsg_time peer_due(const struct rmsg_core *c, const struct peer *p)
 static rmsg_time peer_next_strict(const struct rmsg_core *c,
                                   const struct peer *p)
 {
-    return tmin(tmin(peer_due(c, p), p->rack_at), p->ack_at);
+    rmsg_time t = tmin(tmin(peer_due(c, p), p->rack_at), p->ack_at);
+    /* A request or reply alone in flight on a path that lost something
+     * in the last LOSSY_US: a tail loss probe that fires late is a round
+     * trip that takes longer, so there it keeps data moving too.  (With a
+     * flight of bulk data RACK finds the losses, and a punctual probe
+     * would only fire at data queued behind a slow link.) */
+    if (p->lossy && p->tlp_at != RMSG_NEVER &&
+        p->tlp_at - p->loss_at < LOSSY_US && p->snd_nxt - p->snd_una <= 2)
+        t = tmin(t, p->tlp_at);
+    return t;
 }
 
 rmsg_time rmsg_core_next(struct rmsg_core *c)

@@ -195,7 +195,8 @@ rmsg_time rmsg_core_next(struct rmsg_core *c);
 
 /* The part of rmsg_core_next that must not run late: the timers that keep
  * data moving (pacing, loss detection among reordered fragments,
- * acknowledgments).  The rest (retransmission and probe timers,
+ * acknowledgments, and on a path that lost datagrams in the last two
+ * seconds the tail loss probe).  The rest (retransmission and probe timers,
  * deadlines) are for when nothing comes back, and may run a few
  * milliseconds late without harm; a driver may sleep on a coarse timer
  * until them.  RMSG_NEVER when there is none. */
