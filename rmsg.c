@@ -2139,8 +2139,11 @@ static int output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
         struct wire_packet w = {.type = s->type, .src_cid = 1,
                                 .dst_cid = s->cid, .cookie = s->cookie};
         *to = s->to;
-        TRACE(c, now, to, "out %s dst=%u", type_name(s->type), s->cid);
-        return emit(c, NULL, &w, 0, buf, cap, now);
+        int n = emit(c, NULL, &w, 0, buf, cap, now);
+        if (n > 0)
+            TRACE(c, now, to, "out %s dst=%u bytes=%d crc=%08x",
+                  type_name(s->type), s->cid, n, load_crc(buf));
+        return n;
     }
     for (struct peer *p = c->peers; p; p = p->next) {
         run_timers(c, p, now);
