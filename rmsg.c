@@ -98,7 +98,8 @@
 #include "wire.h"
 
 #define TLP_MIN_US 1000       /* earliest tail loss probe */
-#define LOSSY_US 2000000      /* a loss keeps a path "lossy" this long */
+#define LOSS_EPOCH 512        /* datagrams over which losses are counted */
+#define LOSS_SHARE 200        /* lossy: more than 1/200 of them lost */
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
 #define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
 #define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
@@ -219,7 +220,9 @@ struct peer {
     int has_token;  /* the peer asked for its address token (RETRY) */
     uint64_t token; /* which goes with every datagram until it answers */
     rmsg_time tlp_at; /* tail loss probe due (RMSG_NEVER: none) */
-    rmsg_time loss_at; /* when a loss was last found (lossy: any at all) */
+    /* Whether the path loses datagrams (see note_loss): losses found
+     * among the last LOSS_EPOCH datagrams sent to the peer. */
+    uint32_t epoch_sent, epoch_losses;
     int lossy;
     int tlp_sent;     /* a probe went and nothing was delivered since */
 
@@ -1212,11 +1215,24 @@ static void mark_lost(struct peer *p, struct frag *f, uint32_t seq)
         p->lost_hint = seq;
 }
 
-/* Remembers that the path lost something just now (see peer_next_strict). */
-static void note_loss(struct peer *p, rmsg_time now)
+/* Counts a loss found (by RACK, the probe or the timer; some are
+ * spurious, as when a busy receiver is late).  A path is lossy when more
+ * than one datagram in LOSS_SHARE of those sent lately was found lost:
+ * enough to tell a network that drops one in a hundred from a loaded
+ * host that is late now and then (see peer_next_strict). */
+static void note_loss(struct peer *p)
 {
-    p->loss_at = now;
-    p->lossy = 1;
+    if (++p->epoch_losses * LOSS_SHARE > LOSS_EPOCH)
+        p->lossy = 1;
+}
+
+/* Counts a datagram sent, and ends the epoch. */
+static void note_sent(struct peer *p)
+{
+    if (++p->epoch_sent < LOSS_EPOCH)
+        return;
+    p->lossy = p->epoch_losses * LOSS_SHARE > LOSS_EPOCH;
+    p->epoch_sent = p->epoch_losses = 0;
 }
 
 /* True when the congestion window and the pacer let a fragment leave. */
@@ -1413,7 +1429,7 @@ static void detect_losses(struct rmsg_core *c, struct peer *p, rmsg_time now)
         rmsg_time due = f->sent + rtt + reo;
         if (now >= due) {
             mark_lost(p, f, s);
-            note_loss(p, now);
+            note_loss(p);
         } else {
             p->rack_at = tmin(p->rack_at, due);
         }
@@ -1868,7 +1884,7 @@ static void retransmission_timer(struct rmsg_core *c, struct peer *p,
     }
     p->st.timeouts++;
     c->st.timeouts++;
-    note_loss(p, now);
+    note_loss(p);
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
         if (!f->sacked && f->msg != NULL) {
@@ -1907,7 +1923,7 @@ static void tail_loss_probe(struct rmsg_core *c, struct peer *p,
         if (f->sacked || f->msg == NULL)
             continue;
         mark_lost(p, f, s);
-        note_loss(p, now);
+        note_loss(p);
         p->rto_probe = 1;
         p->tlp_sent = 1;
         TRACE(c, now, &p->addr, "tail loss probe seq=%u", s);
@@ -2039,6 +2055,7 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
         f->tx++;
     f->sent = now;
     f->order = ++p->tx_order;
+    note_sent(p);
     on_frag_sent(p, f, now);
     if (p->rto_at == RMSG_NEVER)
         p->rto_at = now + p->rto;
@@ -2212,13 +2229,12 @@ static rmsg_time peer_next_strict(const struct rmsg_core *c,
                                   const struct peer *p)
 {
     rmsg_time t = tmin(tmin(peer_due(c, p), p->rack_at), p->ack_at);
-    /* A request or reply alone in flight on a path that lost something
-     * in the last LOSSY_US: a tail loss probe that fires late is a round
+    /* A request or reply alone in flight on a lossy path (note_loss): a
+     * tail loss probe that fires late is a round
      * trip that takes longer, so there it keeps data moving too.  (With a
      * flight of bulk data RACK finds the losses, and a punctual probe
      * would only fire at data queued behind a slow link.) */
-    if (p->lossy && p->tlp_at != RMSG_NEVER &&
-        p->tlp_at - p->loss_at < LOSSY_US && p->snd_nxt - p->snd_una <= 2)
+    if (p->lossy && p->tlp_at != RMSG_NEVER && p->snd_nxt - p->snd_una <= 2)
         t = tmin(t, p->tlp_at);
     return t;
 }
