@@ -98,6 +98,7 @@
 #include "wire.h"
 
 #define TLP_MIN_US 1000       /* earliest tail loss probe */
+#define DEAD_CIDS 4           /* ended relations of a peer remembered */
 #define LOSS_EPOCH 512        /* datagrams over which losses are counted */
 #define LOSS_SHARE 200        /* lossy: more than 1/200 of them lost */
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
@@ -241,6 +242,11 @@ struct peer {
 
     /* Control datagrams to send. */
     int send_reset, send_challenge, send_echo;
+    /* The peer's ids of relations that ended here: a late datagram of one
+     * (a duplicate of its first, a retransmission, an ECHO) must not be
+     * taken for a new relation and deliver again what it delivered. */
+    uint32_t dead_cid[DEAD_CIDS];
+    int dead_next;
     uint32_t ctl_cid; /* their cid for those */
     uint64_t echo_cookie;
 
@@ -271,6 +277,7 @@ struct rmsg_core {
     int in_output;
     const void **out_body; /* rmsg_core_output_parts: where the DATA */
     size_t *out_body_len;  /* payload goes instead of into the buffer */
+    int drain_pending; /* a held fragment waits for memory (drain_held) */
     struct fifo dq; /* struct delivery, for rmsg_core_recv */
     struct fifo evq; /* struct rmsg_event, for rmsg_core_event */
     size_t mem; /* reassembly + held + unread bytes, all peers */
@@ -1116,20 +1123,37 @@ static int hold(struct rmsg_core *c, struct peer *p,
     return 0;
 }
 
-/* Moves held fragments that have become in order into their messages. */
+/* Frees the held copy of fragment seq, if there is one. */
+static void release_held(struct rmsg_core *c, struct peer *p, uint32_t seq)
+{
+    if (p->held_count == 0)
+        return;
+    struct held *h = &p->rw[seq & (p->rw_cap - 1)];
+    if (h->payload == NULL)
+        return;
+    p->held_count--;
+    p->held_bytes -= h->len;
+    c->mem -= h->len;
+    free(h->payload);
+    h->payload = NULL;
+}
+
+/* Moves held fragments that have become in order into their messages.  One
+ * that cannot be taken now (no memory) stays held, to be tried again when
+ * memory is freed or the next fragment arrives. */
 static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
 {
     while (p->held_count > 0) {
         struct held *h = &p->rw[p->rcv_nxt & (p->rw_cap - 1)];
         if (h->payload == NULL)
             return;
-        if (consume(c, p, h->msg_len, h->off, h->payload, h->len, now) != 0)
+        if (consume(c, p, h->msg_len, h->off, h->payload, h->len, now) != 0) {
+            /* The sender counts it as arrived (we said so) and will not
+             * send it again: it must go in once memory is freed. */
+            c->drain_pending = 1;
             return;
-        p->held_count--;
-        p->held_bytes -= h->len;
-        c->mem -= h->len;
-        free(h->payload);
-        h->payload = NULL;
+        }
+        release_held(c, p, p->rcv_nxt);
         p->rcv_nxt++;
     }
 }
@@ -1159,6 +1183,11 @@ static void on_data(struct rmsg_core *c, struct peer *p,
          * order (a window probe) waits until it does. */
         taken = -ENOBUFS;
     } else {
+        /* A copy of this fragment may be held already: it arrived ahead of
+         * a gap and could not be taken when the gap filled.  This copy
+         * takes its place; left in the ring, the old one would be read one
+         * ring length later as another fragment. */
+        release_held(c, p, w->seq);
         taken = consume(c, p, w->msg_len, w->frag_off, w->payload,
                         w->payload_len, now);
         if (taken == 0) {
@@ -1480,6 +1509,12 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
         return;
     }
     int fresh = !seq_lt(w->ack, p->snd_una);
+    /* The size limit first: a message over it that the receiver refused
+     * (and acknowledged, to skip it) must fail, not count as delivered. */
+    if (fresh && w->max_msg != p->peer_max_msg) {
+        p->peer_max_msg = w->max_msg ? w->max_msg : 1;
+        enforce_peer_max(c, p, now);
+    }
     struct frag *newest = NULL;
     struct rate_pick pick = {0};
     uint64_t before = p->delivered;
@@ -1527,10 +1562,6 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
         p->peer_wnd = w->window;
         if (w->window > 0)
             p->probes = 0;
-        if (w->max_msg != p->peer_max_msg) {
-            p->peer_max_msg = w->max_msg ? w->max_msg : 1;
-            enforce_peer_max(c, p, now);
-        }
     }
     /* Anything newly delivered, selectively acknowledged too, shows the
      * path works: the retransmission timer restarts (as Linux does; RACK
@@ -1549,6 +1580,15 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
 /* ------------------------------------------------------------------------ */
 /* Relations: new peers, restarts, stale datagrams                           */
 /* ------------------------------------------------------------------------ */
+
+/* True when cid names a relation with p that ended here. */
+static int dead_relation(const struct peer *p, uint32_t cid)
+{
+    for (int i = 0; i < DEAD_CIDS; i++)
+        if (p->dead_cid[i] == cid)
+            return 1;
+    return 0;
+}
 
 /* Takes cid as the peer's side of the relation: its stream starts there. */
 static void adopt(struct peer *p, uint32_t cid)
@@ -1591,6 +1631,10 @@ static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
             bytes += m->len + MSG_OVERHEAD;
         p->queued_bytes -= bytes;
         p->cutting = NULL;
+    }
+    if (p->peer_cid != 0) {
+        p->dead_cid[p->dead_next] = p->peer_cid;
+        p->dead_next = (p->dead_next + 1) % DEAD_CIDS;
     }
     /* The path is the same: what is known of its round trip stays, for
      * the new relation's timers (without the old one's backoff). */
@@ -1723,7 +1767,7 @@ static void on_control(struct rmsg_core *c, struct peer *p,
         return;
     if (p == NULL && (p = peer_new(c, from, now)) == NULL)
         return;
-    if (p->peer_cid == w->src_cid)
+    if (p->peer_cid == w->src_cid || dead_relation(p, w->src_cid))
         return;
     if (p->peer_cid != 0)
         relation_reset(c, p, -ECONNRESET, now, "peer restarted");
@@ -1751,8 +1795,9 @@ static struct peer *relation_for(struct rmsg_core *c, struct peer *p,
             adopt(p, w->src_cid);
         return p;
     }
-    if (w->dst_cid != 0 && w->dst_cid != p->my_cid) {
-        /* Meant for a relation of ours that no longer exists. */
+    if ((w->dst_cid != 0 && w->dst_cid != p->my_cid) ||
+        (w->src_cid != p->peer_cid && dead_relation(p, w->src_cid))) {
+        /* Meant for, or part of, a relation that no longer exists. */
         stateless_reply(c, from, WIRE_RESET, w->src_cid, 0);
         return NULL;
     }
@@ -2292,6 +2337,17 @@ int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
             p->ack_now = 1;
         if (p->adv_wnd == 0 && recv_window(c, p) > 0)
             p->ack_now = 1;
+    }
+    if (c->drain_pending) { /* memory was freed: held fragments may go in */
+        c->drain_pending = 0;
+        for (struct peer *p = c->peers; p; p = p->next)
+            if (p->held_count > 0) {
+                rmsg_time then = p->last_arrival;
+                uint32_t was = p->rcv_nxt;
+                drain_held(c, p, then);
+                if (p->rcv_nxt != was)
+                    p->ack_now = 1;
+            }
     }
     if (from)
         *from = d->from;
