@@ -339,15 +339,21 @@ static void wait_once(struct rmsg_endpoint *ep, rmsg_time deadline)
 static int drive(struct rmsg_endpoint *ep, rmsg_time deadline,
                  int (*done)(struct rmsg_endpoint *, void *), void *arg)
 {
-    while (!done(ep, arg)) {
+    int waited = 0;
+    while (!done(ep, arg)) { /* done may take something: call it once */
         if (ep->interrupted)
             return -EINTR;
-        if (ep->now >= deadline)
-            return -ETIMEDOUT;
         if (!ep->polling) {
+            /* Once at least, even with the deadline past: a call that
+             * does not wait still takes what is already there. */
+            if (waited && ep->now >= deadline)
+                return -ETIMEDOUT;
             wait_once(ep, deadline);
+            waited = 1;
             continue;
         }
+        if (ep->now >= deadline)
+            return -ETIMEDOUT;
         /* Someone else is polling: wait for news. */
         if (deadline == RMSG_NEVER) {
             pthread_cond_wait(&ep->changed, &ep->lock);

@@ -7,7 +7,8 @@
  *   CALL   version u8 = 1, type u8 = 1, flags u16, proc u32, client u64,
  *          call u64, done_below u64, server u64, then the arguments
  *   STATUS the same header with type 3 and no arguments: "what became of
- *          this call?", sent while a call is slow
+ *          this call?", sent while a call is slow; for call 0 it is a
+ *          client's hello, answered with the server's incarnation
  *   REPLY  version u8 = 1, type u8 = 2, flags u16, status i32, server u64,
  *          call u64, then the results
  *
@@ -28,7 +29,11 @@
  * client the server no longer remembers may send a call again only if it
  * never sent it before (no RETRY flag); otherwise the server refuses it.
  * A call naming an earlier server incarnation is refused: it may have
- * run on the instance that crashed, and must not run on this one.
+ * run on the instance that crashed, and must not run on this one.  So
+ * that every call names one, a new client first asks the server for its
+ * incarnation (a hello, one round trip) and sends no call before the
+ * answer.  A server that recreates the state of a client it had to
+ * forget refuses a RETRY of any call older than the first it sees then.
  *
  * The server's bookkeeping (section "At-most-once") makes decisions only:
  * it never touches a socket or a clock, so the rules can be read, and
@@ -438,6 +443,7 @@ struct rpc_client {
     struct udp_addr server;
     struct rpc_config cfg;
     uint64_t id, next_call, incarnation;
+    int64_t hello_at; /* while incarnation is 0: when to ask for it again */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int receiving; /* a thread is in rmsg_recv for everybody */
@@ -494,6 +500,26 @@ static int timeout_left(int64_t deadline_ms)
     return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
+/* Asks the server for its incarnation (a STATUS for call 0), unless asked
+ * lately.  No call goes out before the answer: a call that names no
+ * incarnation could run on an instance that crashes before replying and
+ * then, sent again by rmsg, on its successor; one that names it is
+ * refused by the successor.  Called locked. */
+static void say_hello(struct rpc_client *c, int64_t now)
+{
+    if (now < c->hello_at)
+        return;
+    uint8_t m[CALL_HEADER];
+    struct rpc_enc e;
+    rpc_enc_init_fixed(&e, m, sizeof(m));
+    amo_put_call(&e, &(struct call_header){.type = T_STATUS,
+                                            .client = c->id,
+                                            .done_below = done_below(c)});
+    if (e.err == 0)
+        rmsg_send_async(c->ep, &c->server, m, e.len, RPC_STATUS_INTERVAL_MS);
+    c->hello_at = now + RPC_STATUS_INTERVAL_MS;
+}
+
 /* Sends (again) a call, or asks about it (T_STATUS), at time now (ms).
  * Called locked. */
 static void send_call(struct rpc_client *c, struct call *k, uint8_t type,
@@ -501,6 +527,10 @@ static void send_call(struct rpc_client *c, struct call *k, uint8_t type,
 {
     if (k->msg == NULL)
         return; /* completed */
+    if (c->incarnation == 0) {
+        say_hello(c, now); /* the call goes once the server is known */
+        return;
+    }
     /* A call's stored copy gets the fresh header in place; a status
      * query is the header alone. */
     uint8_t query[CALL_HEADER];
@@ -528,6 +558,16 @@ static void send_call(struct rpc_client *c, struct call *k, uint8_t type,
     k->status_at = now + RPC_STATUS_INTERVAL_MS;
 }
 
+/* The server's incarnation is known now: the calls waiting for it go. */
+static void learned_incarnation(struct rpc_client *c, uint64_t incarnation)
+{
+    c->incarnation = incarnation;
+    int64_t now = now_ms();
+    for (struct call *k = c->calls; k; k = k->next)
+        if (!k->done && k->sent == 0)
+            send_call(c, k, T_CALL, now);
+}
+
 static void complete(struct call *k, int outcome)
 {
     if (k->done)
@@ -552,9 +592,14 @@ static void on_reply(struct rpc_client *c, void *msg, size_t len)
     struct reply_header h;
     size_t body;
     struct call *k;
-    if (amo_get_reply(msg, len, &h, &body) != 0 ||
-        (k = call_find(c, h.call)) == NULL || k->done) {
-        free(msg); /* malformed, or a late copy of a collected reply */
+    if (amo_get_reply(msg, len, &h, &body) != 0) {
+        free(msg); /* malformed */
+        return;
+    }
+    if (c->incarnation == 0 && h.server != 0)
+        learned_incarnation(c, h.server); /* the answer to say_hello */
+    if ((k = call_find(c, h.call)) == NULL || k->done) {
+        free(msg); /* the hello's answer, or a late copy of a reply */
         return;
     }
     if (h.status == REPLY_RUNNING) {
@@ -562,8 +607,6 @@ static void on_reply(struct rpc_client *c, void *msg, size_t len)
     } else if (h.status == REPLY_UNKNOWN) {
         send_call(c, k, T_CALL, now_ms()); /* lost with a relation: again */
     } else if (h.status >= 0) {
-        if (c->incarnation == 0)
-            c->incarnation = h.server;
         complete(k, h.status);
         if (len > body) {
             memmove(msg, (uint8_t *)msg + body, len - body);
@@ -591,11 +634,10 @@ static void on_failure(struct rpc_client *c, const struct rmsg_event *ev)
         k = k->next;
     if (k == NULL)
         return;
-    if (ev->error == -ECONNRESET && c->incarnation != 0)
+    if (ev->error == -ECONNRESET)
         send_call(c, k, T_CALL, now_ms()); /* a new relation; the server
-                                              dedups */
-    else if (ev->error == -ECONNRESET)
-        complete(k, -ESTALE); /* it may have run on a lost instance */
+                                              dedups, or refuses it if it
+                                              is a new instance */
     else
         complete(k, ev->error);
 }
@@ -619,8 +661,13 @@ static int64_t check_calls(struct rpc_client *c)
         }
         if (c->cfg.retry_ms)
             next = k->retry_at < next ? k->retry_at : next;
-        next = k->status_at < next ? k->status_at : next;
+        if (k->sent > 0)
+            next = k->status_at < next ? k->status_at : next;
         next = k->deadline_ms < next ? k->deadline_ms : next;
+        if (c->incarnation == 0) { /* waiting for say_hello's answer */
+            say_hello(c, now);
+            next = c->hello_at < next ? c->hello_at : next;
+        }
     }
     return next;
 }

@@ -59,7 +59,8 @@ int amo_get_call(const void *m, size_t len, struct call_header *h,
     rpc_get_u64(&d, &h->done_below);
     int err = rpc_get_u64(&d, &h->server);
     if (err || version != AMO_VERSION || (h->type != T_CALL && h->type != T_STATUS) ||
-        (h->flags & ~F_RETRY) || h->client == 0 || h->call == 0)
+        (h->flags & ~F_RETRY) || h->client == 0 ||
+        (h->call == 0 && h->type != T_STATUS)) /* STATUS 0: a hello */
         return -EBADMSG;
     *body = d.off;
     return 0;
@@ -229,14 +230,29 @@ enum verdict amo_admit(struct amo *t, const struct call_header *h,
         *status = REPLY_NOPROC;
         return V_ANSWER;
     }
+    if (h->type == T_STATUS && h->call == 0) {
+        /* A client's hello: it learns this incarnation from the answer
+         * before it sends any call (see say_hello in rpc.c). */
+        *status = REPLY_UNKNOWN;
+        return V_ANSWER;
+    }
     struct client *c = client_find(t, h->client);
     if (c == NULL && (h->flags & F_RETRY || h->type == T_STATUS)) {
         t->st.refused++;
         *status = REPLY_DISCARDED;
         return V_ANSWER;
     }
-    if (c == NULL && (c = client_new(t, h->client)) == NULL) {
-        *status = REPLY_BUSY;
+    if (c == NULL) {
+        if ((c = client_new(t, h->client)) == NULL) {
+            *status = REPLY_BUSY;
+            return V_ANSWER;
+        }
+        c->floor = h->call;
+    } else if ((h->flags & F_RETRY) && h->call < c->floor) {
+        /* Sent before this state existed: it may have run with the state
+         * the server discarded, so it must not run now. */
+        t->st.refused++;
+        *status = REPLY_DISCARDED;
         return V_ANSWER;
     }
     lru_unlink(t, c);

@@ -59,6 +59,9 @@ struct client {
     struct client *hash_next;
     struct client *older, *newer; /* least recently used order */
     uint64_t id, done_below;
+    uint64_t floor; /* the first call this state saw: a copy of an earlier
+                       call sent before may have run on state discarded
+                       since, and is refused */
     struct udp_addr addr; /* where replies go: the latest request's */
     struct entry *calls;
     int running;

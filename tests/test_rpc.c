@@ -17,6 +17,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "amo.h"
 #include "rpc.h"
 #include "tests.h"
 
@@ -578,6 +579,62 @@ static void test_server_restart(void)
     world_free(&w2);
 }
 
+/* A client's very first call, taken by an instance that then crashes
+ * before its reply leaves, must not run on the instance that restarts on
+ * the same port, although rmsg, which never heard back, may hand it over.
+ * The client asks for the incarnation first (the crashing instance, a
+ * bare rmsg endpoint here, answers the hello as a server would), so the
+ * call names it, and the new instance refuses it: "server restarted". */
+static void test_first_call_across_a_crash(void)
+{
+    struct rmsg_endpoint *doomed;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &doomed), 0);
+    int port = rmsg_port(doomed);
+    struct rpc_client *c;
+    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", port, NULL, &c), 0);
+    int64_t id = rpc_call_async(c, P_INCR, "\0\0\0\1\0\0\0\1", 8, 10000);
+    CU_ASSERT(id > 0);
+    int took_call = 0, answered = 0;
+    for (int k = 0; k < 100 && !took_call; k++) {
+        rpc_wait(c, id, NULL, NULL, 20); /* keeps the client going */
+        struct udp_addr from;
+        void *m = NULL;
+        size_t len;
+        if (rmsg_recv(doomed, &from, &m, &len, 20) != 0)
+            continue;
+        struct call_header h;
+        size_t body;
+        if (amo_get_call(m, len, &h, &body) == 0 && h.type == T_STATUS &&
+            h.call == 0) {
+            uint8_t r[REPLY_HEADER];
+            struct rpc_enc e;
+            rpc_enc_init_fixed(&e, r, sizeof(r));
+            amo_put_reply(&e, &(struct reply_header){REPLY_UNKNOWN, 777, 0});
+            answered = rmsg_send_async(doomed, &from, r, e.len, 1000) > 0;
+        } else if (amo_get_call(m, len, &h, &body) == 0 &&
+                   h.type == T_CALL) {
+            took_call = 1;
+            CU_ASSERT_EQUAL(h.server, 777); /* the call names its instance */
+        }
+        free(m);
+    }
+    CU_ASSERT(answered);
+    CU_ASSERT(took_call);
+    rmsg_close(doomed); /* the crash: no reply, no acknowledgment kept */
+    struct world w;
+    world_init(&w, 16);
+    struct server sv;
+    CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, port, 0, NULL), 0);
+    CU_ASSERT_EQUAL(rpc_wait(c, id, NULL, NULL, 10000), -ESTALE);
+    CU_ASSERT_EQUAL(w.runs, 0);
+    int64_t v;
+    CU_ASSERT_EQUAL(incr(c, P_INCR, 5, 1, &v, 5000), 0); /* later ones run */
+    CU_ASSERT_EQUAL(w.runs, 1);
+    rpc_client_close(c);
+    server_stop(&sv);
+    world_free(&w);
+}
+
 /* A handler that runs far longer than any retransmission timeout: the
  * client does not send the call again into a second run; it asks how the
  * call is doing, hears "still running", and keeps waiting. */
@@ -670,6 +727,8 @@ int test_rpc_register(void)
                      test_eviction_and_bounds) ||
         !CU_add_test(s, "forged requests", test_forged_requests) ||
         !CU_add_test(s, "server restart", test_server_restart) ||
+        !CU_add_test(s, "first call across a crash",
+                     test_first_call_across_a_crash) ||
         !CU_add_test(s, "long call", test_long_call) ||
         !CU_add_test(s, "reply too large", test_reply_too_large))
         return -1;
