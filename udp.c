@@ -850,6 +850,7 @@ static int send_batch(int fd, const struct udp_parts *d, int n)
             }
             h->msg_iovlen = (size_t)(&iov[pieces] - h->msg_iov);
             if (run > 1) {
+                memset(&ctl[k], 0, sizeof(ctl[k])); /* padding included */
                 h->msg_control = ctl[k].buf;
                 h->msg_controllen = sizeof(ctl[k].buf);
                 struct cmsghdr *c = CMSG_FIRSTHDR(h);

@@ -487,7 +487,9 @@ static void test_garbage(void)
         if (n > 0 && i % 3 == 0)
             buf[0] = 1; /* right version: reaches the checksum */
         UDP_SendTo(fd, buf, n, &to);
-        if (i % 200 == 0) {
+        /* Read as it comes (a timeout of 0 still reads), so that a slow
+         * run (valgrind) does not overflow the socket's buffer. */
+        if (i % 50 == 0) {
             void *msg;
             size_t len;
             CU_ASSERT_EQUAL(rmsg_recv(b, NULL, &msg, &len, 0), -ETIMEDOUT);

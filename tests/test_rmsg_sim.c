@@ -319,7 +319,7 @@ static int bulk_run(const struct sim_faults *f, int msgs, size_t size,
     rmsg_config_default(&cfg);
     struct sim *sim = sim_new(2, &cfg, f, seed);
     struct rmsg_core *tx = sim_core(sim, 0), *rx = sim_core(sim, 1);
-    uint8_t *buf = malloc(size);
+    uint8_t *buf = calloc(1, size);
     int queued = 0, got = 0, rc = 0;
     rmsg_time start = sim_now(sim);
     while (rc == 0 && (got < msgs || rmsg_core_pending(tx) > 0)) {

@@ -570,7 +570,7 @@ static void test_batch_through_faults(void)
     CU_ASSERT(UDP_SetFaults(tx, "dup=1", NULL, 0) == 0);
     struct udp_addr to = loop_to(rx);
     struct udp_msg msgs[N];
-    char c[N];
+    char c[N] = {0};
     for (int i = 0; i < N; i++)
         msgs[i] = (struct udp_msg){.buf = &c[i], .len = 1, .addr = to};
     CU_ASSERT(UDP_SendMany(tx, msgs, N) == N);
