@@ -69,7 +69,8 @@ static void check_call(const uint8_t *m, size_t len)
         return;
     CHECK(body == CALL_HEADER && body <= len);
     CHECK(h.type == T_CALL || h.type == T_STATUS);
-    CHECK((h.flags & ~F_RETRY) == 0 && h.client != 0 && h.call != 0);
+    CHECK((h.flags & ~F_RETRY) == 0 && h.client != 0);
+    CHECK(h.call != 0 || h.type == T_STATUS); /* STATUS 0: a client's hello */
     CHECK(amo_message_type(m, len) == h.type);
     struct rpc_enc e;
     rpc_enc_init(&e, 0);
