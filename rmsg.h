@@ -236,6 +236,14 @@ int rmsg_core_stats(const struct rmsg_core *c, const struct udp_addr *peer,
 
 struct rmsg_endpoint;
 
+/* What "exactly once" covers: a message reaches the peer's application at
+ * most once per instance of the peer.  When the receiving process crashes
+ * after taking a message but before its acknowledgment left, the sender
+ * (which never heard back) sends it again, and the instance that replaces
+ * the crashed one on the same address takes it too: the new instance has
+ * no memory of the old one's.  The rpc layer closes that gap for calls by
+ * naming the server's incarnation in each one (see rpc.h). */
+
 /* Opens an endpoint on `port` (0 = ephemeral) with cfg (NULL = defaults).
  * The socket is dual-stack when the host has IPv6.  RMSG_TRACE=1 in the
  * environment turns tracing on (to stderr); UDP_FAULTS applies as for any
