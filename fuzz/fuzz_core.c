@@ -40,18 +40,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "fuzz_core.h"
 #include "crc32c.h"
 #include "rmsg.h"
 #include "wire.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond))                                                        \
-            abort();                                                        \
-    } while (0)
 
 #define NADDR 5      /* A, B, three attackers */
 #define CHAN_MAX 256 /* datagrams a channel holds; more are lost */
