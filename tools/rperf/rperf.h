@@ -111,7 +111,8 @@
 #define REPEATS_MAX          1000
 #define CLIENTS_MAX          256 /* -P: rpc clients, one thread each */
 
-#define CONNECT_MS      3000       /* reaching the server, control or data */
+#define CONNECT_MS      3000       /* reaching the server (control) */
+#define DATA_CONNECT_MS 20000      /* the data connection, server known up */
 #define REPLY_MS        5000       /* the server's answer to a request */
 #define RESULT_MS       30000      /* the server's result after "done" */
 #define SESSION_IDLE_MS 120000     /* a silent client is dropped after this */
