@@ -207,8 +207,8 @@ write_markdown() {
         echo "[min .. max] over the runs.  Bulk on loopback uses 65000-byte datagrams;"
         echo "in the namespaces, 1400.  A null call's baseline sends 1-byte datagrams."
         echo "Goals, as rperf checks them: an rmsg round trip and one rpc client's"
-        echo "call at most 1.10x raw UDP, rmsg bulk (pipelined or, as rperf applies"
-        echo "it, stop and wait) at least 1.0x, about 2 datagrams per rpc call; TCP"
+        echo "call at most 1.10x raw UDP, pipelined rmsg bulk at least 1.0x (stop"
+        echo "and wait has no bulk goal), about 2 datagrams per rpc call; TCP"
         echo "is the bulk baseline for large messages."
         echo
         cat "$work/table.md"
