@@ -13,8 +13,8 @@
 #             in 65000-byte datagrams (TCP: the bulk baseline)
 #   netns     (root only; bench/netns.sh) two network namespaces with 0,
 #             1, 5 and 10% kernel drop each way (tests/netns.sh's setup):
-#             rmsg-async and TCP goodput of 1 MiB messages, 64-byte rmsg
-#             round trips (their p99)
+#             rmsg-async and TCP goodput of 1 MiB messages (256 MiB a
+#             run), 64-byte rmsg round trips (their p99)
 #
 # Writes, in OUT (default bench/): results.json (every figure of every
 # case), results.svg (drawn by BUILD/tools/benchplot) and RESULTS.md (date,
