@@ -114,6 +114,7 @@
 #define CONNECT_MS      3000       /* reaching the server (control) */
 #define DATA_CONNECT_MS 20000      /* the data connection, server known up */
 #define REPLY_MS        5000       /* the server's answer to a request */
+#define HELLO_MS        20000      /* rmsg: the hello's acknowledgment */
 #define RESULT_MS       30000      /* the server's result after "done" */
 #define SESSION_IDLE_MS 120000     /* a silent client is dropped after this */
 #define CHECK_NS        10000000   /* server: look at the control channel */
@@ -300,6 +301,7 @@ struct stest {
     uint32_t datagram;
     int batch;
     uint32_t clients; /* rpc: parallel clients the test will use */
+    int hello;        /* rmsg: an empty hello comes before the test */
     struct pattern pat;
     char token[TOKEN_LEN + 1];
     struct rmsg_endpoint *ep;

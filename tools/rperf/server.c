@@ -324,6 +324,22 @@ static void serve_udp_echo(struct stest *t)
 
 /* rmsg bulk: receive, check and free every message until the client is
  * done and all it sent has arrived (or nothing more comes for 1 s). */
+/* The client's first rmsg message is its empty hello (see open_rmsg in
+ * client.c), not part of the test: true when m was it (and is freed). */
+static int take_hello(struct stest *t, void *m, size_t len)
+{
+    if (!t->hello)
+        return 0;
+    t->hello = 0;
+    if (len != 0) {
+        t->bad++;
+        set_why(t->why, sizeof(t->why),
+                "the first message (%zu bytes) is not the empty hello", len);
+    }
+    free(m);
+    return 1;
+}
+
 static void serve_rmsg_bw(struct stest *t)
 {
     int64_t checked = now_ns(), heard = checked;
@@ -332,7 +348,9 @@ static void serve_rmsg_bw(struct stest *t)
         size_t len;
         int r = rmsg_recv(t->ep, NULL, &m, &len, 10);
         int64_t now = now_ns();
-        if (r == 0) {
+        if (r == 0 && take_hello(t, m, len)) {
+            heard = now;
+        } else if (r == 0) {
             ordered_account(t, m, len);
             free(m);
             heard = now;
@@ -359,6 +377,8 @@ static void serve_rmsg_echo(struct stest *t)
         void *m;
         size_t len;
         int r = rmsg_recv(t->ep, &from, &m, &len, 10);
+        if (r == 0 && take_hello(t, m, len))
+            continue;
         if (r == 0) {
             int64_t s = async ? rmsg_send_async(t->ep, &from, m, len, tmo)
                               : rmsg_send(t->ep, &from, m, len, tmo);
@@ -506,14 +526,17 @@ static int parse_request(struct stest *t, const char *line)
         set_why(t->why, sizeof(t->why), "malformed request");
         return -1;
     }
-    uint64_t clients;
+    uint64_t clients, hello;
     if (kv_u64(line, "clients", &clients) != 0)
         clients = 1; /* a client older than the field */
+    if (kv_u64(line, "hello", &hello) != 0)
+        hello = 0; /* likewise */
     t->tr = T_COUNT;
     for (int i = 0; i < T_COUNT; i++)
         if (strcmp(tr, transport_names[i]) == 0 && serve_fns[i][0])
             t->tr = (enum transport_id)i;
     t->mode = strcmp(mode, "lat") == 0 ? M_LAT : M_BW;
+    t->hello = hello != 0 && (t->tr == T_RMSG || t->tr == T_RMSG_ASYNC);
     t->datagram = (uint32_t)dgram;
     t->batch = batch != 0;
     t->clients = clients < 1             ? 1
