@@ -103,7 +103,8 @@
 #define LOSS_SHARE 200        /* lossy: more than 1/200 of them lost */
 #define ACK_EVERY_FRAGS 8     /* an acknowledgment at least this often, */
 #define ACK_EVERY_BYTES 65536 /* or this often with large fragments */
-#define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own */
+#define MSG_OVERHEAD 128 /* bytes a queued message costs beyond its own,
+                            and its fragment CRCs (msg_cost) */
 _Static_assert(RMSG_HEAD_MAX >= WIRE_HEAD_MAX, "RMSG_HEAD_MAX too small");
 #define TOKEN_PERIOD_US 10000000 /* address tokens last one to two of these */
 #define DELIVERY_BYTES 64 /* what an unread message costs beyond its own */
@@ -126,6 +127,10 @@ struct msg {
     struct msg *next;
     uint64_t id;
     uint8_t *data; /* the copy of the message, in the same allocation */
+    uint32_t *fcrc; /* or NULL: fcrc[k] is the CRC of the payload_max
+                       bytes from k * payload_max on (every whole
+                       fragment), taken while copying; same allocation */
+    size_t cost;      /* what it counts in the peer's queued_bytes */
     uint32_t len;
     uint32_t cut;     /* bytes already cut into fragments */
     uint32_t unacked; /* fragments cut and not yet acknowledged */
@@ -186,8 +191,8 @@ struct peer {
     /* Sending. */
     struct msg *sendq, *sendq_tail; /* not yet acknowledged or failed */
     struct msg *cutting;            /* first message not wholly cut */
-    size_t queued_bytes; /* bytes of messages in sendq, each counted with
-                            MSG_OVERHEAD so tiny messages are bounded too */
+    size_t queued_bytes; /* msg_cost of the messages in sendq: tiny
+                            messages are bounded too */
     rmsg_time deadline_next;        /* earliest deadline in sendq */
     uint32_t lost_hint;             /* no lost fragment below this */
     rmsg_time rack_at;              /* RACK reordering timer */
@@ -265,6 +270,9 @@ struct rmsg_core {
     struct rmsg_config cfg;
     uint32_t payload_max; /* bytes of message per fragment */
     uint32_t mss;         /* bytes on the wire of a full fragment */
+    struct crc32c_shift *frag_shift; /* for payload_max bytes, made for the
+                                        first message of several fragments;
+                                        NULL before (or without memory) */
     uint64_t rng;
     uint64_t key[2]; /* cookie key */
     uint64_t next_id;
@@ -580,6 +588,7 @@ void rmsg_core_free(struct rmsg_core *c)
     free(c->evq.ring);
     free(c->buckets);
     free(c->tombs);
+    free(c->frag_shift);
     free(c);
 }
 
@@ -840,6 +849,48 @@ static int ring_grow(void **ring, uint32_t *cap, size_t size, uint32_t base,
 /* Sending                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* What a queued message of len bytes counts against send_buffer: itself,
+ * its bookkeeping, and the most fragment CRCs it may keep. */
+static size_t msg_cost(const struct rmsg_core *c, size_t len)
+{
+    return len + MSG_OVERHEAD +
+           sizeof(uint32_t) * (len / c->payload_max + 1);
+}
+
+/* How many fragment CRCs a message of len bytes keeps (see copy_in):
+ * one per whole fragment, rounded up to an even count so that the message
+ * bytes after them stay 8-byte aligned; 0 for a message of one fragment,
+ * or when the shift that combines them cannot be had. */
+static size_t whole_frag_crcs(struct rmsg_core *c, size_t len)
+{
+    size_t n = len / c->payload_max;
+    if (n == 0)
+        return 0;
+    if (c->frag_shift == NULL) {
+        c->frag_shift = malloc(sizeof(*c->frag_shift));
+        if (c->frag_shift == NULL)
+            return 0;
+        crc32c_shift_init(c->frag_shift, c->payload_max);
+    }
+    return n + (n & 1);
+}
+
+/* Copies the message into m.  With room for fragment CRCs it takes each
+ * whole fragment's CRC while copying, as the bytes pass through the cache
+ * from a buffer the application has most likely just written: by the time
+ * the fragment is sent they are long out of the cache, and the CRC of a
+ * large datagram would read them from memory a second time. */
+static void copy_in(struct rmsg_core *c, struct msg *m, const void *data)
+{
+    const uint8_t *src = data;
+    size_t off = 0, pm = c->payload_max;
+    if (m->fcrc)
+        for (size_t k = 0; off + pm <= m->len; k++, off += pm)
+            m->fcrc[k] = crc32c_copy(0, m->data + off, src + off, pm);
+    if (off < m->len)
+        memcpy(m->data + off, src + off, m->len - off);
+}
+
 int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
                        const void *data, size_t len, int flags,
                        rmsg_time deadline, rmsg_time now)
@@ -855,20 +906,23 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
         return -EMSGSIZE;
     /* A full queue takes no more, but an empty one takes any size. */
     if (p && p->sendq &&
-        p->queued_bytes + len + MSG_OVERHEAD > c->cfg.send_buffer)
+        p->queued_bytes + msg_cost(c, len) > c->cfg.send_buffer)
         return -ENOBUFS;
-    if (len > SIZE_MAX - sizeof(struct msg))
+    size_t nfcrc = whole_frag_crcs(c, len);
+    if (len > SIZE_MAX - sizeof(struct msg) - nfcrc * sizeof(uint32_t))
         return -ENOMEM;
-    struct msg *m = malloc(sizeof(*m) + len);
+    struct msg *m = malloc(sizeof(*m) + nfcrc * sizeof(uint32_t) + len);
     if (m == NULL)
         return -ENOMEM;
     if (p == NULL && (p = peer_new(c, to, now)) == NULL) {
         free(m);
         return -ENOMEM;
     }
-    *m = (struct msg){.data = (uint8_t *)(m + 1), .len = (uint32_t)len};
-    if (len > 0)
-        memcpy(m->data, data, len);
+    uint32_t *fcrc = (uint32_t *)(m + 1);
+    *m = (struct msg){.data = (uint8_t *)(fcrc + nfcrc),
+                      .fcrc = nfcrc ? fcrc : NULL,
+                      .len = (uint32_t)len};
+    copy_in(c, m, data);
     m->id = ++c->next_id;
     m->flags = flags;
     m->deadline = deadline;
@@ -879,7 +933,8 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     p->sendq_tail = m;
     if (p->cutting == NULL)
         p->cutting = m;
-    p->queued_bytes += len + MSG_OVERHEAD;
+    m->cost = msg_cost(c, len);
+    p->queued_bytes += m->cost;
     p->deadline_next = tmin(p->deadline_next, deadline);
     c->pending++;
     TRACE(c, now, to, "queue msg=%llu len=%zu", (unsigned long long)m->id,
@@ -899,7 +954,7 @@ static void sendq_unlink(struct peer *p, struct msg *m)
         return;
     if (p->cutting == m)
         p->cutting = m->next;
-    p->queued_bytes -= m->len + MSG_OVERHEAD;
+    p->queued_bytes -= m->cost;
     *pp = m->next;
     if (p->sendq_tail == m)
         p->sendq_tail = prev;
@@ -1628,7 +1683,7 @@ static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
         *pp = NULL;
         p->sendq_tail = prev;
         for (struct msg *m = unsent; m; m = m->next)
-            bytes += m->len + MSG_OVERHEAD;
+            bytes += m->cost;
         p->queued_bytes -= bytes;
         p->cutting = NULL;
     }
@@ -2092,6 +2147,11 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
     w.frag_off = f->off;
     w.payload_len = f->len;
     w.payload = f->msg->data ? f->msg->data + f->off : NULL;
+    if (f->msg->fcrc && f->len == c->payload_max &&
+        f->off % c->payload_max == 0) {
+        w.payload_shift = c->frag_shift;
+        w.payload_crc = f->msg->fcrc[f->off / c->payload_max];
+    }
     if (f->tx > 0) {
         p->st.retransmissions++;
         c->st.retransmissions++;

@@ -76,7 +76,8 @@ struct rmsg_config {
                                messages; fragments beyond it are dropped */
     size_t send_buffer;     /* per peer: bytes of messages queued and not
                                yet acknowledged, each counted 128 bytes
-                               larger for its bookkeeping; beyond it a send
+                               larger for its bookkeeping, plus 4 bytes a
+                               fragment for its CRC; beyond it a send
                                gets -ENOBUFS (a message to an empty queue is
                                always taken, whatever its size) */
     uint32_t max_peers;     /* peer relations held at once */

@@ -84,22 +84,51 @@ static void gf2_square(uint32_t out[32], const uint32_t a[32])
         out[i] = gf2_apply(a, a[i]);
 }
 
-/* Tabulates the shift past STREAM_BLOCK zero bytes (a power of two: one
- * zero byte's matrix, squared log2(STREAM_BLOCK) times). */
-static void shift_init(void)
+/* out = a * b: the shift of b, then that of a. */
+static void gf2_multiply(uint32_t out[32], const uint32_t a[32],
+                         const uint32_t b[32])
 {
-    uint32_t m[32], sq[32];
+    for (int i = 0; i < 32; i++)
+        out[i] = gf2_apply(a, b[i]);
+}
+
+/* The matrix of the shift past n zero bytes: one zero byte's matrix raised
+ * to the n-th power, by squaring (log2(n) squarings and as many products
+ * at most). */
+static void shift_matrix(uint32_t out[32], size_t n)
+{
+    uint32_t base[32], tmp[32];
     for (int i = 0; i < 32; i++) {
         uint32_t bit = 1u << i;
-        m[i] = (bit >> 8) ^ table[0][bit & 0xff]; /* one zero byte */
+        base[i] = (bit >> 8) ^ table[0][bit & 0xff]; /* one zero byte */
+        out[i] = bit;                                  /* the identity */
     }
-    for (int n = 1; n < STREAM_BLOCK; n *= 2) {
-        gf2_square(sq, m);
-        memcpy(m, sq, sizeof(m));
+    for (; n > 0; n >>= 1) {
+        if (n & 1) {
+            gf2_multiply(tmp, base, out);
+            memcpy(out, tmp, sizeof(tmp));
+        }
+        if (n > 1) {
+            gf2_square(tmp, base);
+            memcpy(base, tmp, sizeof(tmp));
+        }
     }
+}
+
+/* Tabulates a shift matrix a byte of the register at a time. */
+static void tabulate(uint32_t t[4][256], const uint32_t m[32])
+{
     for (int k = 0; k < 4; k++)
         for (uint32_t b = 0; b < 256; b++)
-            shift_table[k][b] = gf2_apply(m, b << (8 * k));
+            t[k][b] = gf2_apply(m, b << (8 * k));
+}
+
+/* Tabulates the shift past STREAM_BLOCK zero bytes. */
+static void shift_init(void)
+{
+    uint32_t m[32];
+    shift_matrix(m, STREAM_BLOCK);
+    tabulate(shift_table, m);
 }
 
 /* The register c moved on past STREAM_BLOCK zero bytes. */
@@ -178,4 +207,43 @@ uint32_t crc32c_sw(uint32_t crc, const void *p, size_t n)
 {
     pthread_once(&table_once, crc_init);
     return ~crc_soft(~crc, p, n);
+}
+
+/* Pieces small enough to stay in the first-level cache between the copy
+ * and the checksum, and a whole number of the three-stream loop's blocks. */
+#define COPY_PIECE (3 * STREAM_BLOCK)
+
+uint32_t crc32c_copy(uint32_t crc, void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    while (n > 0) {
+        size_t k = n < COPY_PIECE ? n : COPY_PIECE;
+        memcpy(d, s, k);
+        crc = crc32c(crc, d, k);
+        d += k;
+        s += k;
+        n -= k;
+    }
+    return crc;
+}
+
+void crc32c_shift_init(struct crc32c_shift *s, size_t n)
+{
+    pthread_once(&table_once, crc_init);
+    uint32_t m[32];
+    shift_matrix(m, n);
+    tabulate(s->t, m);
+    s->n = n;
+}
+
+/* A finished CRC is the register inverted.  With S the shift past n zero
+ * bytes and R(B) B's register started from zero, ~crc(AB) is
+ * S(~crc_a) ^ R(B) and ~crc_b is S(~0) ^ R(B); S is linear, so
+ * crc(AB) = S(crc_a) ^ crc_b. */
+uint32_t crc32c_combine(const struct crc32c_shift *s, uint32_t crc_a,
+                        uint32_t crc_b)
+{
+    return s->t[0][crc_a & 0xff] ^ s->t[1][(crc_a >> 8) & 0xff] ^
+           s->t[2][(crc_a >> 16) & 0xff] ^ s->t[3][crc_a >> 24] ^ crc_b;
 }

@@ -174,7 +174,9 @@ static size_t encode(const struct wire_packet *p, uint8_t *buf, size_t cap,
         return 0;
     size_t len = (size_t)(c.w - buf);
     uint32_t crc = crc32c(0, buf, len);
-    if (skip > 0)
+    if (skip > 0 && p->payload_shift && p->payload_shift->n == skip)
+        crc = crc32c_combine(p->payload_shift, crc, p->payload_crc);
+    else if (skip > 0)
         crc = crc32c(crc, p->payload, skip);
     struct cursor at_crc = {.w = buf + 12, .left = 4};
     put_u32(&at_crc, crc);
@@ -217,6 +219,7 @@ static int decode_body(struct cursor *c, struct wire_packet *p)
             p->payload_len > p->msg_len - p->frag_off)
             return WIRE_ERR_FORMAT;
         p->payload = c->r;
+        p->payload_shift = NULL;
         return WIRE_OK;
     }
     if (body_size(p) == WIRE_COOKIE_BYTES)

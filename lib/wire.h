@@ -94,6 +94,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32c.h"
+
 #define WIRE_VERSION      1
 #define WIRE_HEADER_BYTES 32
 #define WIRE_SACK_BYTES   8
@@ -140,6 +142,11 @@ struct wire_packet {
     uint32_t frag_off;
     uint16_t payload_len;
     const uint8_t *payload;
+    /* For wire_encode_head only, optional: the payload's CRC computed
+     * before (crc32c(0, payload, payload_len)), with the shift made for
+     * payload_len bytes, so that the payload need not be read again. */
+    const struct crc32c_shift *payload_shift;
+    uint32_t payload_crc;
     /* CHALLENGE, ECHO, RETRY */
     uint64_t cookie;
 };

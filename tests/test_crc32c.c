@@ -84,6 +84,74 @@ static void test_long_buffers(void)
     free(buf);
 }
 
+/* Fills buf with n pseudo-random bytes from seed. */
+static void fill_random(unsigned char *buf, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(seed >> 16);
+    }
+}
+
+/* crc32c_copy is memcpy plus crc32c, at every length around its pieces,
+ * from unaligned addresses and any starting value; it copies exactly n
+ * bytes and no more. */
+static void test_copy(void)
+{
+    enum { N = 20000 };
+    unsigned char *src = malloc(N + 8), *dst = malloc(N + 8);
+    CU_ASSERT_FATAL(src != NULL && dst != NULL);
+    fill_random(src, N + 8, 4242);
+    size_t lens[] = {0, 1, 7, 8, 9, 6143, 6144, 6145, 12289, 18432, N};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        for (size_t shift = 0; shift < 3; shift++) {
+            memset(dst, 0xA5, N + 8);
+            uint32_t seed = (uint32_t)(i * 31 + shift);
+            uint32_t got = crc32c_copy(seed, dst + shift, src + 2 - shift,
+                                       lens[i]);
+            bad += got != crc32c(seed, src + 2 - shift, lens[i]);
+            bad += memcmp(dst + shift, src + 2 - shift, lens[i]) != 0;
+            for (size_t k = 0; k < shift; k++)
+                bad += dst[k] != 0xA5;
+            bad += dst[shift + lens[i]] != 0xA5;
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(src);
+    free(dst);
+}
+
+/* crc32c_combine gives the CRC of A followed by B from the CRCs of A and
+ * of B, for B of many lengths (one byte, around powers of two, rmsg's
+ * fragment sizes, the largest) and A of any length, empty included. */
+static void test_combine(void)
+{
+    enum { N = 70000 };
+    unsigned char *buf = malloc(N);
+    CU_ASSERT_FATAL(buf != NULL);
+    fill_random(buf, N, 99);
+    size_t blens[] = {1, 2, 3, 255, 256, 1024, 1343, 2048, 4095, 64947,
+                      65535};
+    size_t alens[] = {0, 1, 52, 60, 4096};
+    int bad = 0;
+    struct crc32c_shift *sh = malloc(sizeof(*sh));
+    CU_ASSERT_FATAL(sh != NULL);
+    for (size_t i = 0; i < sizeof(blens) / sizeof(blens[0]); i++) {
+        crc32c_shift_init(sh, blens[i]);
+        bad += sh->n != blens[i];
+        for (size_t j = 0; j < sizeof(alens) / sizeof(alens[0]); j++) {
+            const unsigned char *b = buf + alens[j];
+            uint32_t whole = crc32c(0, buf, alens[j] + blens[i]);
+            uint32_t a = crc32c(0, buf, alens[j]);
+            bad += crc32c_combine(sh, a, crc32c(0, b, blens[i])) != whole;
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(sh);
+    free(buf);
+}
+
 /* A single flipped bit anywhere changes the CRC. */
 static void test_detects_bit_flips(void)
 {
@@ -108,7 +176,9 @@ int test_crc32c_register(void)
         !CU_add_test(s, "incremental, both paths agree",
                      test_incremental_and_paths_agree) ||
         !CU_add_test(s, "detects bit flips", test_detects_bit_flips) ||
-        !CU_add_test(s, "long buffers, three streams", test_long_buffers))
+        !CU_add_test(s, "long buffers, three streams", test_long_buffers) ||
+        !CU_add_test(s, "copy and checksum in one pass", test_copy) ||
+        !CU_add_test(s, "combining CRCs computed apart", test_combine))
         return -1;
     return 0;
 }

@@ -63,6 +63,41 @@ static void test_round_trip(void)
     CU_ASSERT_EQUAL(q.cookie, c.cookie);
 }
 
+/* A header written without its payload, with the payload's CRC given
+ * (computed apart, as rmsg does while copying a message in) or not, is
+ * the same header: a datagram that decodes.  A CRC given for another
+ * length is not used. */
+static void test_head_with_payload_crc(void)
+{
+    static uint8_t payload[1400];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)(i * 13 + 1);
+    struct wire_packet p = sample();
+    p.msg_len = 2 * sizeof(payload);
+    p.frag_off = 0;
+    p.payload_len = sizeof(payload);
+    p.payload = payload;
+    uint8_t plain[WIRE_HEAD_MAX], given[WIRE_HEAD_MAX], whole[2048];
+    size_t n = wire_encode_head(&p, plain, sizeof(plain));
+    CU_ASSERT_FATAL(n > 0);
+    static struct crc32c_shift sh, other;
+    crc32c_shift_init(&sh, sizeof(payload));
+    crc32c_shift_init(&other, sizeof(payload) - 1);
+    p.payload_shift = &sh;
+    p.payload_crc = crc32c(0, payload, sizeof(payload));
+    CU_ASSERT_EQUAL(wire_encode_head(&p, given, sizeof(given)), n);
+    CU_ASSERT(memcmp(plain, given, n) == 0);
+    memcpy(whole, given, n);
+    memcpy(whole + n, payload, sizeof(payload));
+    struct wire_packet q;
+    CU_ASSERT_EQUAL(wire_decode(whole, n + sizeof(payload), &q), WIRE_OK);
+    CU_ASSERT(q.payload_shift == NULL);
+    p.payload_shift = &other; /* made for another length: ignored */
+    p.payload_crc = 0;
+    CU_ASSERT_EQUAL(wire_encode_head(&p, given, sizeof(given)), n);
+    CU_ASSERT(memcmp(plain, given, n) == 0);
+}
+
 /* Re-encodes the CRC after a deliberate change, so that the change itself
  * (not the checksum) is what the decoder must catch. */
 static void reseal(uint8_t *b, size_t n)
@@ -131,6 +166,8 @@ int test_wire_register(void)
     CU_pSuite s = CU_add_suite("wire", NULL, NULL);
     if (s == NULL || !CU_add_test(s, "siphash vectors", test_siphash_vectors) ||
         !CU_add_test(s, "encode and decode", test_round_trip) ||
+        !CU_add_test(s, "a header with its payload's CRC given",
+                     test_head_with_payload_crc) ||
         !CU_add_test(s, "refusals", test_refusals))
         return -1;
     return 0;
