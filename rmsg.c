@@ -33,10 +33,11 @@
  *   6298 says, never from a retransmitted fragment (Karn's rule), with the
  *   acknowledgment delay the peer reports subtracted.  Loss is found two
  *   ways: a fragment sent before one that has since been acknowledged, and
- *   outstanding for longer than a round trip plus a quarter, is lost (RACK,
- *   RFC 8985, which also finds lost retransmissions); and when the
- *   retransmission timer expires the oldest fragment is sent again and the
- *   timer doubles, up to rto_max_us.
+ *   outstanding for longer than a round trip plus a reordering allowance
+ *   (a quarter of the shortest round trip, more once retransmissions prove
+ *   to have been spurious) is lost (RACK, RFC 8985, which also finds lost
+ *   retransmissions); and when the retransmission timer expires the oldest
+ *   fragment is sent again and the timer doubles, up to rto_max_us.
  *
  * Congestion control
  *   How fast to send is lib/cc.c's decision, a BBR-style model of the path
@@ -214,6 +215,9 @@ struct peer {
     rmsg_time pace_at;         /* the next fragment may leave then */
     uint64_t tx_order, rack_order;
     rmsg_time rack_sent;
+    uint32_t reo_steps;  /* RACK's reordering allowance: 1 + this many
+                            quarters of min_rtt (see judge_retransmission) */
+    uint32_t reo_needed; /* retransmissions found needed since it grew */
     uint32_t srtt, rttvar, rto, min_rtt; /* microseconds */
     uint32_t ack_delay_max;              /* longest the peer held an ack */
     uint32_t rx_frag_size;               /* the peer's fragment size, for
@@ -647,6 +651,7 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->rack_at = RMSG_NEVER;
     p->deadline_next = RMSG_NEVER;
     p->tx_order = p->rack_order = 0;
+    p->reo_steps = p->reo_needed = 0;
     p->lost_hint = p->snd_una;
     p->rcv_nxt = 0;
     p->unacked_frags = p->unacked_bytes = 0;
@@ -1491,6 +1496,37 @@ static void rack_note(struct peer *p, const struct frag *f,
         *newest = (struct frag *)f;
 }
 
+/* A retransmitted fragment has just been acknowledged.  If that came
+ * sooner after the retransmission than any round trip ever measured on
+ * the path, the acknowledgment was for an earlier copy: the fragment had
+ * not been lost but overtaken, and the retransmission was spurious.  As
+ * RFC 8985 (section 6.2) does on DSACK, RACK then allows for more
+ * reordering, a quarter of min_rtt more each time, up to a round trip;
+ * after REO_RESET retransmissions in a row that proved needed it falls
+ * back to its first allowance.  (A veth pair between two namespaces on a
+ * two-core machine reorders bursts of datagrams whenever the sending
+ * thread moves between cores.) */
+#define REO_RESET 16
+static void judge_retransmission(struct rmsg_core *c, struct peer *p,
+                                 const struct frag *f, rmsg_time now)
+{
+    if (f->tx < 2 || !p->have_rtt)
+        return;
+    if (now - f->sent < (rmsg_time)p->min_rtt) {
+        p->reo_needed = 0;
+        if ((rmsg_time)(p->reo_steps + 1) * p->min_rtt / 4 >= p->srtt)
+            return;
+        p->reo_steps++;
+        TRACE(c, now, &p->addr,
+              "spurious retransmission: reordering allowance %u/4 min_rtt",
+              p->reo_steps + 1);
+    } else if (++p->reo_needed >= REO_RESET && p->reo_steps > 0) {
+        p->reo_steps = 0;
+        p->reo_needed = 0;
+        TRACE(c, now, &p->addr, "reordering allowance back to 1/4 min_rtt");
+    }
+}
+
 /* RACK (RFC 8985): a fragment sent before one that has arrived is lost
  * once a round trip plus a reordering allowance has passed since it was
  * sent.  Those not yet old enough set the RACK timer. */
@@ -1501,6 +1537,11 @@ static void detect_losses(struct rmsg_core *c, struct peer *p, rmsg_time now)
         return;
     rmsg_time rtt = p->have_rtt ? p->srtt : c->cfg.rto_initial_us;
     rmsg_time reo = (p->have_rtt ? p->min_rtt : rtt) / 4 + 1;
+    if (p->have_rtt && p->reo_steps > 0) {
+        reo += (rmsg_time)p->reo_steps * p->min_rtt / 4;
+        if (reo > (rmsg_time)p->srtt + 1)
+            reo = (rmsg_time)p->srtt + 1;
+    }
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
         if (f->order >= p->rack_order) {
@@ -1577,6 +1618,7 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
     for (; fresh && seq_lt(p->snd_una, w->ack); p->snd_una++, acked++) {
         struct frag *f = &p->sw[p->snd_una & (p->sw_cap - 1)];
         if (!f->sacked) {
+            judge_retransmission(c, p, f, now);
             rack_note(p, f, &newest);
             on_frag_delivered(p, f, &pick);
         }
@@ -1597,6 +1639,7 @@ static void on_ack(struct rmsg_core *c, struct peer *p,
                 f->lost = 0;
                 p->lost--;
             }
+            judge_retransmission(c, p, f, now);
             rack_note(p, f, &newest);
             on_frag_delivered(p, f, &pick);
         }
