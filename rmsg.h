@@ -74,12 +74,15 @@ struct rmsg_config {
                                window shrinks to zero */
     size_t recv_total;      /* all peers: bytes of reassembly and unread
                                messages; fragments beyond it are dropped */
-    size_t send_buffer;     /* per peer: bytes of messages queued and not
-                               yet acknowledged, each counted 128 bytes
-                               larger for its bookkeeping, plus 4 bytes a
-                               fragment for its CRC; beyond it a send
-                               gets -ENOBUFS (a message to an empty queue is
-                               always taken, whatever its size) */
+    size_t send_buffer;     /* per peer: the most bytes of messages queued
+                               and not yet acknowledged, each counted 128
+                               bytes larger for its bookkeeping, plus 4
+                               bytes a fragment for its CRC.  Below it the
+                               queue holds what the path needs: the most of
+                               4 MiB, two congestion windows and two
+                               messages of the size being queued.  Beyond,
+                               a send gets -ENOBUFS (a message to an empty
+                               queue is always taken, whatever its size) */
     uint32_t max_peers;     /* peer relations held at once */
     uint32_t rto_min_us, rto_max_us, rto_initial_us;
     uint32_t ack_delay_us;  /* longest an acknowledgment waits for data to
@@ -159,7 +162,7 @@ void rmsg_core_free(struct rmsg_core *c);
  * in order after the messages queued before it.  It fails with -ETIMEDOUT if
  * not acknowledged by `deadline` (RMSG_NEVER: never).  Returns the message's
  * id (> 0), or -EMSGSIZE (larger than the peer accepts), -ENOBUFS (the
- * peer's queue already holds send_buffer bytes: try again once some are
+ * peer's queue is full, see send_buffer: try again once some are
  * acknowledged), -ENOMEM, -EINVAL.  The caller keeps msg. */
 int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
                        const void *msg, size_t len, int flags,
@@ -267,10 +270,12 @@ int rmsg_port(const struct rmsg_endpoint *ep);
 int rmsg_send(struct rmsg_endpoint *ep, const struct udp_addr *to,
               const void *msg, size_t len, int timeout_ms);
 
-/* Queues a copy of msg for `to` and returns at once with its id (> 0).  The
- * message must be acknowledged within timeout_ms (negative: no limit) or it
- * is reported failed; rmsg_flush waits for all of them.  Errors as
- * rmsg_core_send. */
+/* Queues a copy of msg for `to` and returns its id (> 0): at once while the
+ * peer's queue has room (see send_buffer), else as soon as acknowledgments
+ * make room.  The message must be acknowledged within timeout_ms (negative:
+ * no limit) or it is reported failed; rmsg_flush waits for all of them.
+ * Errors as rmsg_core_send, but a full queue that does not make room within
+ * timeout_ms gives -ETIMEDOUT. */
 int64_t rmsg_send_async(struct rmsg_endpoint *ep, const struct udp_addr *to,
                         const void *msg, size_t len, int timeout_ms);
 

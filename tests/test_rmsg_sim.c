@@ -305,6 +305,7 @@ static void test_slow_reader(void)
 
 struct bulk {
     double goodput; /* message bytes per second of virtual time */
+    double goodput_late; /* the same over the second half of the messages */
     struct rmsg_stats st;
     struct sim_counts link;
 };
@@ -321,7 +322,7 @@ static int bulk_run(const struct sim_faults *f, int msgs, size_t size,
     struct rmsg_core *tx = sim_core(sim, 0), *rx = sim_core(sim, 1);
     uint8_t *buf = calloc(1, size);
     int queued = 0, got = 0, rc = 0;
-    rmsg_time start = sim_now(sim);
+    rmsg_time start = sim_now(sim), half = start;
     while (rc == 0 && (got < msgs || rmsg_core_pending(tx) > 0)) {
         while (queued < msgs) {
             for (size_t k = 0; k < size; k += 4096)
@@ -346,7 +347,8 @@ static int bulk_run(const struct sim_faults *f, int msgs, size_t size,
                 snprintf(why, cap, "message %d arrived damaged", got);
                 rc = -1;
             }
-            got++;
+            if (++got == msgs / 2)
+                half = sim_now(sim);
         }
         if (sim_now(sim) - start > 600 * 1000000LL) {
             snprintf(why, cap, "only %d of %d messages after 600 s", got,
@@ -355,6 +357,8 @@ static int bulk_run(const struct sim_faults *f, int msgs, size_t size,
         }
     }
     out->goodput = (double)size * msgs / ((double)(sim_now(sim) - start) / 1e6);
+    out->goodput_late = (double)size * (msgs - msgs / 2) /
+                        ((double)(sim_now(sim) - half) / 1e6);
     rmsg_core_stats(tx, NULL, &out->st);
     sim_counts(sim, &out->link);
     free(buf);
@@ -386,6 +390,80 @@ static void test_bottleneck_filled_not_overrun(void)
         CU_ASSERT(b.goodput >= 0.9 * 12.5e6);
         CU_ASSERT(retx <= 0.01 + 0.01);
     }
+}
+
+/* A long fat path, 1 Gbit/s with a 50 ms round trip: 6 MB in flight keep
+ * it full, more than the 4 MiB a queue holds on a short path, so the
+ * queue must grow with the congestion window.  Once past startup (over
+ * the second half of 128 MiB) the goodput is at least 80% of the link
+ * (106 MB/s here, the same as with a queue of 16 or 32 MiB throughout);
+ * with the queue held at 4 MiB it is 52 MB/s. */
+static void test_long_fat_path_filled(void)
+{
+    struct sim_faults f = {.delay_us = 25000, .rate_bps = 125000000,
+                           .queue_bytes = 2000000};
+    struct bulk b;
+    char why[128];
+    int rc = bulk_run(&f, 128, 1 << 20, 5, &b, why, sizeof(why));
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", why);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    if (getenv("RMSG_SIM_VERBOSE") || b.goodput_late < 0.8 * 125e6)
+        fprintf(stderr, "\n  goodput %.1f MB/s, %.1f MB/s after startup\n",
+                b.goodput / 1e6, b.goodput_late / 1e6);
+    CU_ASSERT(b.goodput_late >= 0.8 * 125e6);
+}
+
+/* The send queue: an empty one takes a message of any size; after that a
+ * peer's queue takes messages while it holds no more than the largest of
+ * 4 MiB, two messages of the size being queued and two congestion windows
+ * (at first, 10 datagrams), and never more than send_buffer. */
+static void test_send_queue_bounded(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    struct sim_faults f = {.delay_us = 1000};
+    struct sim *sim = sim_new(4, &cfg, &f, 1);
+    struct rmsg_core *c = sim_core(sim, 0);
+    size_t mib = 1 << 20;
+    uint8_t *buf = calloc(1, 6 * mib);
+    CU_ASSERT_FATAL(buf != NULL);
+    /* 1 MiB messages: three fit in 4 MiB with their bookkeeping. */
+    int n = 0;
+    while (n < 100 && rmsg_core_send(c, sim_addr(sim, 1), buf, mib, 0,
+                                     RMSG_NEVER, sim_now(sim)) > 0)
+        n++;
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(rmsg_core_send(c, sim_addr(sim, 1), buf, mib, 0,
+                                   RMSG_NEVER, sim_now(sim)),
+                    -ENOBUFS);
+    /* 6 MiB messages: two, the second waiting while the first is sent. */
+    n = 0;
+    while (n < 100 && rmsg_core_send(c, sim_addr(sim, 2), buf, 6 * mib, 0,
+                                     RMSG_NEVER, sim_now(sim)) > 0)
+        n++;
+    CU_ASSERT_EQUAL(n, 2);
+    sim_free(sim);
+
+    /* A small send_buffer is the limit, but an empty queue takes more. */
+    cfg.send_buffer = 100000;
+    sim = sim_new(2, &cfg, &f, 1);
+    c = sim_core(sim, 0);
+    n = 0;
+    while (n < 100 && rmsg_core_send(c, sim_addr(sim, 1), buf, 30000, 0,
+                                     RMSG_NEVER, sim_now(sim)) > 0)
+        n++;
+    CU_ASSERT_EQUAL(n, 3);
+    sim_free(sim);
+    sim = sim_new(2, &cfg, &f, 1);
+    c = sim_core(sim, 0);
+    CU_ASSERT(rmsg_core_send(c, sim_addr(sim, 1), buf, mib, 0, RMSG_NEVER,
+                             sim_now(sim)) > 0);
+    CU_ASSERT_EQUAL(rmsg_core_send(c, sim_addr(sim, 1), buf, 1, 0,
+                                   RMSG_NEVER, sim_now(sim)),
+                    -ENOBUFS);
+    sim_free(sim);
+    free(buf);
 }
 
 /* Random loss is not congestion: with 5% of datagrams dropped at random
@@ -568,6 +646,9 @@ int test_rmsg_sim_register(void)
         !CU_add_test(s, "slow reader: flow control", test_slow_reader) ||
         !CU_add_test(s, "bottleneck filled, not overrun",
                      test_bottleneck_filled_not_overrun) ||
+        !CU_add_test(s, "a long fat path filled", test_long_fat_path_filled) ||
+        !CU_add_test(s, "the send queue: bounded, as deep as needed",
+                     test_send_queue_bounded) ||
         !CU_add_test(s, "reordering learnt, not taken for loss",
                      test_reordering_learnt) ||
         !CU_add_test(s, "random loss is not congestion",
