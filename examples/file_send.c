@@ -71,18 +71,14 @@ static int send_enc(struct rmsg_endpoint *ep, const struct udp_addr *to,
     return rc;
 }
 
-/* Queues one chunk without waiting for it.  When rmsg's send buffer is
- * full (-ENOBUFS) we let the endpoint run for a moment, so that
- * acknowledgments come in and free room, and try again: back pressure. */
+/* Queues one chunk without waiting for it to arrive.  While rmsg's queue
+ * for the peer is full, rmsg_send_async itself lets the endpoint take in
+ * acknowledgments until they make room: back pressure, up to TIMEOUT_MS. */
 static int send_chunk(struct rmsg_endpoint *ep, const struct udp_addr *to,
                       const uint8_t *buf, size_t len)
 {
-    for (;;) {
-        int64_t id = rmsg_send_async(ep, to, buf, len, TIMEOUT_MS);
-        if (id != -ENOBUFS)
-            return id < 0 ? (int)id : 0;
-        rmsg_poll(ep, 1);
-    }
+    int64_t id = rmsg_send_async(ep, to, buf, len, TIMEOUT_MS);
+    return id < 0 ? (int)id : 0;
 }
 
 /* Reads the file chunk by chunk and sends it; the checksum of everything

@@ -49,17 +49,14 @@ static void fill(uint8_t *buf, uint32_t i, uint32_t count, size_t bytes)
         buf[8 + j] = (uint8_t)(i * 31 + j);
 }
 
-/* Queues one message; when the send buffer is full (-ENOBUFS), lets the
- * endpoint take in acknowledgments for a moment and tries again. */
+/* Queues one message.  While the peer's queue is full, rmsg_send_async
+ * itself lets the endpoint take in acknowledgments until they make room:
+ * back pressure, up to TIMEOUT_MS. */
 static int queue(struct rmsg_endpoint *ep, const struct udp_addr *to,
                  const uint8_t *buf, size_t len)
 {
-    for (;;) {
-        int64_t id = rmsg_send_async(ep, to, buf, len, TIMEOUT_MS);
-        if (id != -ENOBUFS)
-            return id < 0 ? (int)id : 0;
-        rmsg_poll(ep, 1);
-    }
+    int64_t id = rmsg_send_async(ep, to, buf, len, TIMEOUT_MS);
+    return id < 0 ? (int)id : 0;
 }
 
 /* Reads the receiver's report: how many arrived, and in order or not. */
