@@ -140,6 +140,55 @@ static void test_over_injected_faults(void)
     unsetenv("UDP_FAULTS");
 }
 
+/* Back pressure: with a small send_buffer, rmsg_send_async to a live peer
+ * waits for room whenever the queue is full, never failing with -ENOBUFS,
+ * and everything arrives in order; to a silent peer, once the queue is
+ * full, it gives -ETIMEDOUT when its timeout passes. */
+enum { BP_N = 60, BP_SIZE = 30000 };
+
+static void test_back_pressure(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.send_buffer = 100000; /* three messages */
+    struct rmsg_endpoint *a, *b;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, &cfg, &a), 0);
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &b), 0);
+    static size_t sizes[BP_N];
+    for (int m = 0; m < BP_N; m++)
+        sizes[m] = BP_SIZE;
+    struct sink s = {b, BP_N, sizes, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, sink_run, &s);
+    struct udp_addr to = loopback(rmsg_port(b));
+    uint8_t *buf = malloc(BP_SIZE);
+    CU_ASSERT_FATAL(buf != NULL);
+    int taken = 0;
+    for (int m = 0; m < BP_N; m++) {
+        fill(buf, BP_SIZE, m);
+        taken += rmsg_send_async(a, &to, buf, BP_SIZE, 20000) > 0;
+    }
+    CU_ASSERT_EQUAL(taken, BP_N);
+    CU_ASSERT_EQUAL(rmsg_flush(a, 20000), 0);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(s.good, BP_N);
+    rmsg_close(b);
+
+    struct rmsg_endpoint *gone;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &gone), 0);
+    to = loopback(rmsg_port(gone));
+    rmsg_close(gone);
+    for (int m = 0; m < 3; m++)
+        CU_ASSERT(rmsg_send_async(a, &to, buf, BP_SIZE, 5000) > 0);
+    int64_t r = rmsg_send_async(a, &to, buf, BP_SIZE, 300);
+    if (r != -ETIMEDOUT)
+        fprintf(stderr, "\n  a fourth message to a silent peer: %lld\n",
+                (long long)r);
+    CU_ASSERT_EQUAL(r, -ETIMEDOUT);
+    free(buf);
+    rmsg_close(a);
+}
+
 /* Nobody listens: the send fails with -ETIMEDOUT at its deadline, and a
  * pipelined message to the same peer is reported failed, not dropped. */
 static void test_dead_peer(void)
@@ -517,6 +566,7 @@ int test_rmsg_register(void)
         !CU_add_test(s, "2000 pipelined messages in order",
                      test_pipelined_in_order) ||
         !CU_add_test(s, "over injected faults", test_over_injected_faults) ||
+        !CU_add_test(s, "back pressure", test_back_pressure) ||
         !CU_add_test(s, "dead peer", test_dead_peer) ||
         !CU_add_test(s, "peer restart", test_peer_restart) ||
         !CU_add_test(s, "garbage datagrams", test_garbage) ||
