@@ -240,6 +240,9 @@ struct peer {
     uint32_t rcv_nxt;
     struct held *rw; /* ring of rw_cap slots from rcv_nxt */
     uint32_t rw_cap, held_count;
+    uint32_t newest_first, newest_end; /* held fragments around the one
+                                          that arrived last (see
+                                          build_sacks); empty when equal */
     size_t held_bytes, unread_bytes;
     uint8_t *rbuf; /* message being reassembled */
     uint32_t rlen, rgot, rcap;
@@ -654,6 +657,7 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->reo_steps = p->reo_needed = 0;
     p->lost_hint = p->snd_una;
     p->rcv_nxt = 0;
+    p->newest_first = p->newest_end = 0;
     p->unacked_frags = p->unacked_bytes = 0;
     p->adv_wnd = 0;
 }
@@ -724,6 +728,7 @@ static void relation_clear(struct rmsg_core *c, struct peer *p, int error)
     c->mem -= p->held_bytes + p->rcap;
     p->held_bytes = 0;
     p->held_count = 0;
+    p->newest_first = p->newest_end = 0;
     free(p->rbuf);
     p->rbuf = NULL;
     p->rcap = p->rlen = p->rgot = 0;
@@ -1197,6 +1202,12 @@ static int hold(struct rmsg_core *c, struct peer *p,
     h->msg_len = w->msg_len;
     h->off = w->frag_off;
     h->len = w->payload_len;
+    if (p->newest_first != p->newest_end && w->seq == p->newest_end)
+        p->newest_end++;
+    else if (p->newest_first != p->newest_end && w->seq + 1 == p->newest_first)
+        p->newest_first--;
+    else
+        p->newest_first = w->seq, p->newest_end = w->seq + 1;
     p->held_count++;
     p->held_bytes += w->payload_len;
     c->mem += w->payload_len;
@@ -1226,16 +1237,21 @@ static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
     while (p->held_count > 0) {
         struct held *h = &p->rw[p->rcv_nxt & (p->rw_cap - 1)];
         if (h->payload == NULL)
-            return;
+            break;
         if (consume(c, p, h->msg_len, h->off, h->payload, h->len, now) != 0) {
             /* The sender counts it as arrived (we said so) and will not
              * send it again: it must go in once memory is freed. */
             c->drain_pending = 1;
-            return;
+            break;
         }
         release_held(c, p, p->rcv_nxt);
         p->rcv_nxt++;
     }
+    /* The newest arrival's run, once all in order, is forgotten, so that
+     * it is never taken for one ahead of rcv_nxt when sequence numbers
+     * come round again. */
+    if (!seq_lt(p->rcv_nxt, p->newest_end))
+        p->newest_first = p->newest_end = p->rcv_nxt;
 }
 
 /* A DATA fragment from an established relation. */
@@ -1713,6 +1729,7 @@ static void adopt(struct peer *p, uint32_t cid)
 {
     p->peer_cid = cid;
     p->rcv_nxt = cid;
+    p->newest_first = p->newest_end = cid;
 }
 
 /* Queues a reply for which no relation exists (bounded; extra ones are
@@ -2109,21 +2126,35 @@ static void run_timers(struct rmsg_core *c, struct peer *p, rmsg_time now)
 /* Output                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* SACK blocks for the fragments held out of order, lowest first. */
+/* SACK blocks for the fragments held out of order: the newest arrival's
+ * run, then the rest lowest first. */
 static int build_sacks(const struct peer *p, struct wire_sack *out, int max)
 {
     int n = 0;
+    /* First the run of held fragments around the newest arrival (RFC 2018
+     * section 4): with more gaps than blocks, the lowest blocks alone
+     * would keep the sender from hearing of what arrives now until the
+     * gaps below it fill, and then it would hear of it all at once, which
+     * looks like a burst of delivery far beyond the path's rate. */
+    uint32_t first = p->newest_first, end = p->newest_end;
+    if (seq_lt(first, p->rcv_nxt))
+        first = p->rcv_nxt;
+    if (seq_lt(first, end) && n < max)
+        out[n++] = (struct wire_sack){first, end};
     uint32_t seen = 0;
+    int lowest = n;
     for (uint32_t i = 1; i < p->rw_cap && seen < p->held_count && n < max;
          i++) {
         uint32_t s = p->rcv_nxt + i;
         if (p->rw[s & (p->rw_cap - 1)].payload == NULL)
             continue;
-        if (n > 0 && out[n - 1].end == s)
+        seen++;
+        if (lowest < n && out[n - 1].end == s)
             out[n - 1].end = s + 1;
+        else if (lowest == 1 && !seq_lt(s, first) && seq_lt(s, end))
+            continue; /* already reported in the first block */
         else
             out[n++] = (struct wire_sack){s, s + 1};
-        seen++;
     }
     return n;
 }

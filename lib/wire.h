@@ -56,6 +56,9 @@
  * |           | in its retransmission timer.                               |
  * | max msg   | the largest message, in bytes, the sender will accept.     |
  * | SACK      | ranges [first, end) of fragments received above `ack`.     |
+ * |           | The first holds the most recently received fragment (RFC   |
+ * |           | 2018); the rest follow from the lowest up and may overlap  |
+ * |           | it.  A receiver never takes back what a block reported.    |
  * | token     | the token of the last RETRY from this peer, echoed until   |
  * |           | the peer's cid is known: proof that the sender receives    |
  * |           | at its address.                                            |
