@@ -375,6 +375,24 @@ static int bulk_run(const struct sim_faults *f, int msgs, size_t size,
     return bulk_run_with(&cfg, f, msgs, size, seed, out, why, cap);
 }
 
+/* bulk_run of `msgs` 1 MiB messages with one seed; a failure says which
+ * seed (to replay) and why.  Returns bulk_run's result. */
+static int bulk_seed(const struct sim_faults *f, int msgs, uint64_t seed,
+                     struct bulk *b)
+{
+    char why[128];
+    int rc = bulk_run(f, msgs, 1 << 20, seed, b, why, sizeof(why));
+    if (rc != 0)
+        fprintf(stderr, "\n  seed %" PRIu64 ": %s\n", seed, why);
+    return rc;
+}
+
+/* The share of the datagrams a bulk run sent that were retransmissions. */
+static double retx_share(const struct bulk *b)
+{
+    return (double)b->st.retransmissions / (double)b->st.datagrams_sent;
+}
+
 /* A 100 Mbit/s bottleneck with a 100 KB queue, 1 ms each way: the sender
  * must fill it (at least 90% of the link rate as goodput, although headers
  * take 5% of it) without overrunning it (retransmissions no more than the
@@ -385,12 +403,8 @@ static void test_bottleneck_filled_not_overrun(void)
                            .rate_bps = 12500000, .queue_bytes = 100000};
     for (uint64_t seed = 1; seed <= 3; seed++) {
         struct bulk b;
-        char why[128];
-        int rc = bulk_run(&f, 24, 1 << 20, seed, &b, why, sizeof(why));
-        if (rc != 0)
-            fprintf(stderr, "\n  seed %" PRIu64 ": %s\n", seed, why);
-        CU_ASSERT_EQUAL_FATAL(rc, 0);
-        double retx = (double)b.st.retransmissions / (double)b.st.datagrams_sent;
+        CU_ASSERT_EQUAL_FATAL(bulk_seed(&f, 24, seed, &b), 0);
+        double retx = retx_share(&b);
         if (getenv("RMSG_SIM_VERBOSE") || b.goodput < 0.9 * 12.5e6 ||
             retx > 0.02)
             fprintf(stderr, "\n  seed %" PRIu64 ": goodput %.2f MB/s, "
@@ -538,12 +552,8 @@ static void test_reordering_learnt(void)
                            .jitter_us = 1500};
     for (uint64_t seed = 1; seed <= 3; seed++) {
         struct bulk b;
-        char why[128];
-        int rc = bulk_run(&f, 16, 1 << 20, seed, &b, why, sizeof(why));
-        if (rc != 0)
-            fprintf(stderr, "\n  seed %" PRIu64 ": %s\n", seed, why);
-        CU_ASSERT_EQUAL_FATAL(rc, 0);
-        double retx = (double)b.st.retransmissions / (double)b.st.datagrams_sent;
+        CU_ASSERT_EQUAL_FATAL(bulk_seed(&f, 16, seed, &b), 0);
+        double retx = retx_share(&b);
         if (getenv("RMSG_SIM_VERBOSE") || retx > 0.01)
             fprintf(stderr, "\n  seed %" PRIu64 ": %" PRIu64 " of %" PRIu64
                     " datagrams sent again (%.2f%%), %" PRIu64 " reordered\n",
