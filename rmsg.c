@@ -867,19 +867,20 @@ static size_t msg_cost(const struct rmsg_core *c, size_t len)
            sizeof(uint32_t) * (len / c->payload_max + 1);
 }
 
-/* How many bytes the peer's queue may hold with a message of len bytes
- * added: send_buffer at most, but not much more than the path takes.  A
- * message queued far ahead of what is in flight is sent long after it was
- * copied in, when its bytes have left the cache and the kernel reads them
- * from memory a second time: on loopback a 16 MiB queue costs a fifth more
- * CPU per byte than a 4 MiB one.  SEND_QUEUE_MIN keeps a fast short path
- * busy, two congestion windows a long fat one, and room for two messages
- * of this size lets one be copied in while the other is sent. */
+/* How many bytes the peer's queue may hold with a message that costs
+ * `cost` (msg_cost) added: send_buffer at most, but not much more than the
+ * path takes.  A message queued far ahead of what is in flight is sent
+ * long after it was copied in, when its bytes have left the cache and the
+ * kernel reads them from memory a second time: on loopback a 16 MiB queue
+ * costs a fifth more CPU per byte than a 4 MiB one.  SEND_QUEUE_MIN keeps
+ * a fast short path busy, two congestion windows a long fat one, and room
+ * for two messages of this size lets one be copied in while the other is
+ * sent. */
 #define SEND_QUEUE_MIN (4u << 20)
 static size_t send_limit(const struct rmsg_core *c, const struct peer *p,
-                         size_t len)
+                         size_t cost)
 {
-    uint64_t want = 2 * (uint64_t)msg_cost(c, len);
+    uint64_t want = 2 * (uint64_t)cost;
     if (want < 2 * p->cc.cwnd)
         want = 2 * p->cc.cwnd;
     if (want < SEND_QUEUE_MIN)
@@ -935,8 +936,8 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     if (p && p->peer_max_msg && len > p->peer_max_msg)
         return -EMSGSIZE;
     /* A full queue takes no more, but an empty one takes any size. */
-    if (p && p->sendq &&
-        p->queued_bytes + msg_cost(c, len) > send_limit(c, p, len))
+    size_t cost = msg_cost(c, len);
+    if (p && p->sendq && p->queued_bytes + cost > send_limit(c, p, cost))
         return -ENOBUFS;
     size_t nfcrc = whole_frag_crcs(c, len);
     if (len > SIZE_MAX - sizeof(struct msg) - nfcrc * sizeof(uint32_t))
@@ -963,8 +964,8 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     p->sendq_tail = m;
     if (p->cutting == NULL)
         p->cutting = m;
-    m->cost = msg_cost(c, len);
-    p->queued_bytes += m->cost;
+    m->cost = cost;
+    p->queued_bytes += cost;
     p->deadline_next = tmin(p->deadline_next, deadline);
     c->pending++;
     TRACE(c, now, to, "queue msg=%llu len=%zu", (unsigned long long)m->id,
