@@ -12,6 +12,7 @@
 #include "crc32c.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define CRC32C_POLY 0x82F63B78u /* reflected 0x1EDC6F41 */
@@ -172,34 +173,59 @@ crc_hw(uint32_t c, const unsigned char *p, size_t n)
         p += 8;
         n -= 8;
     }
+    /* The last seven bytes at most: four, two, one. */
     c = (uint32_t)c0;
-    while (n--)
-        c = __builtin_ia32_crc32qi(c, *p++);
+    if (n & 4) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        c = __builtin_ia32_crc32si(c, w);
+        p += 4;
+    }
+    if (n & 2) {
+        uint16_t w;
+        memcpy(&w, p, 2);
+        c = __builtin_ia32_crc32hi(c, w);
+        p += 2;
+    }
+    if (n & 1)
+        c = __builtin_ia32_crc32qi(c, *p);
     return c;
 }
 #endif
 
-static int use_hw;
+/* Which path runs: 0 until crc_init has run, then PATH_SOFT or PATH_HW.
+ * Every datagram is checksummed at least once, several times over short
+ * pieces, so the common case is one load rather than a pthread_once. */
+enum { PATH_UNKNOWN, PATH_SOFT, PATH_HW };
+static _Atomic int path;
 
 /* Chooses the implementation and builds the tables, once. */
 static void crc_init(void)
 {
     table_init();
     shift_init();
+    int chosen = PATH_SOFT;
 #ifdef CRC32C_HW
     __builtin_cpu_init();
-    use_hw = __builtin_cpu_supports("sse4.2");
+    if (__builtin_cpu_supports("sse4.2"))
+        chosen = PATH_HW;
 #endif
+    atomic_store_explicit(&path, chosen, memory_order_release);
 }
 
 uint32_t crc32c(uint32_t crc, const void *p, size_t n)
 {
-    pthread_once(&table_once, crc_init);
+    int which = atomic_load_explicit(&path, memory_order_acquire);
+    if (which == PATH_UNKNOWN) {
+        pthread_once(&table_once, crc_init);
+        which = atomic_load_explicit(&path, memory_order_acquire);
+    }
     uint32_t c = ~crc;
 #ifdef CRC32C_HW
-    if (use_hw)
+    if (which == PATH_HW)
         return ~crc_hw(c, p, n);
 #endif
+    (void)which;
     return ~crc_soft(c, p, n);
 }
 

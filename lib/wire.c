@@ -1,9 +1,10 @@
 /*
  * wire.c - encoding and decoding of rmsg datagrams (format in wire.h).
  *
- * A cursor walks the buffer; every read first checks that the bytes are
- * there, so a short or lying datagram is refused before anything past its
- * end is touched.
+ * The encoder checks the whole datagram's size against the buffer before
+ * it writes the first field.  The decoder walks the buffer with a cursor
+ * whose every read first checks that the bytes are there, so a short or
+ * lying datagram is refused before anything past its end is touched.
  */
 #include "wire.h"
 
@@ -15,60 +16,41 @@
 /* Cursor                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/* Writing: encode checks the datagram's whole size against the buffer
+ * once, before the first byte, so each field is then simply stored. */
+static uint8_t *put_u8(uint8_t *w, uint8_t v)
+{
+    *w = v;
+    return w + 1;
+}
+
+static uint8_t *put_u16(uint8_t *w, uint16_t v)
+{
+    w[0] = (uint8_t)(v >> 8);
+    w[1] = (uint8_t)v;
+    return w + 2;
+}
+
+static uint8_t *put_u32(uint8_t *w, uint32_t v)
+{
+    w[0] = (uint8_t)(v >> 24);
+    w[1] = (uint8_t)(v >> 16);
+    w[2] = (uint8_t)(v >> 8);
+    w[3] = (uint8_t)v;
+    return w + 4;
+}
+
+static uint8_t *put_u64(uint8_t *w, uint64_t v)
+{
+    return put_u32(put_u32(w, (uint32_t)(v >> 32)), (uint32_t)v);
+}
+
+/* Reading: every read first checks that its bytes are there. */
 struct cursor {
-    uint8_t *w;       /* writing: next byte (NULL when reading) */
-    const uint8_t *r; /* reading: next byte */
+    const uint8_t *r; /* next byte */
     size_t left;      /* bytes left */
-    int bad;          /* a read or write ran past the end */
+    int bad;          /* a read ran past the end */
 };
-
-static void put_u8(struct cursor *c, uint8_t v)
-{
-    if (c->left < 1) {
-        c->bad = 1;
-        return;
-    }
-    *c->w++ = v;
-    c->left--;
-}
-
-static void put_u16(struct cursor *c, uint16_t v)
-{
-    put_u8(c, (uint8_t)(v >> 8));
-    put_u8(c, (uint8_t)v);
-}
-
-static void put_u32(struct cursor *c, uint32_t v)
-{
-    if (c->left < 4) {
-        c->bad = 1;
-        return;
-    }
-    c->w[0] = (uint8_t)(v >> 24);
-    c->w[1] = (uint8_t)(v >> 16);
-    c->w[2] = (uint8_t)(v >> 8);
-    c->w[3] = (uint8_t)v;
-    c->w += 4;
-    c->left -= 4;
-}
-
-static void put_u64(struct cursor *c, uint64_t v)
-{
-    put_u32(c, (uint32_t)(v >> 32));
-    put_u32(c, (uint32_t)v);
-}
-
-static void put_bytes(struct cursor *c, const void *p, size_t n)
-{
-    if (c->left < n) {
-        c->bad = 1;
-        return;
-    }
-    if (n > 0)
-        memcpy(c->w, p, n);
-    c->w += n;
-    c->left -= n;
-}
 
 static uint8_t get_u8(struct cursor *c)
 {
@@ -142,44 +124,43 @@ static size_t encode(const struct wire_packet *p, uint8_t *buf, size_t cap,
         p->type > WIRE_RETRY || (p->flags & ~WIRE_FLAGS) != 0 ||
         wire_size(p) - skip > cap)
         return 0;
-    struct cursor c = {.w = buf, .left = cap};
-    put_u8(&c, WIRE_VERSION);
-    put_u8(&c, p->type);
-    put_u8(&c, p->flags);
-    put_u8(&c, p->nsack);
-    put_u32(&c, p->src_cid);
-    put_u32(&c, p->dst_cid);
-    put_u32(&c, 0); /* CRC, filled in last */
-    put_u32(&c, p->ack);
-    put_u32(&c, p->window);
-    put_u32(&c, p->ack_delay_us);
-    put_u32(&c, p->max_msg);
+    uint8_t *w = buf;
+    w = put_u8(w, WIRE_VERSION);
+    w = put_u8(w, p->type);
+    w = put_u8(w, p->flags);
+    w = put_u8(w, p->nsack);
+    w = put_u32(w, p->src_cid);
+    w = put_u32(w, p->dst_cid);
+    w = put_u32(w, 0); /* CRC, filled in last */
+    w = put_u32(w, p->ack);
+    w = put_u32(w, p->window);
+    w = put_u32(w, p->ack_delay_us);
+    w = put_u32(w, p->max_msg);
     for (int i = 0; i < p->nsack; i++) {
-        put_u32(&c, p->sack[i].first);
-        put_u32(&c, p->sack[i].end);
+        w = put_u32(w, p->sack[i].first);
+        w = put_u32(w, p->sack[i].end);
     }
     if (p->flags & WIRE_FLAG_TOKEN)
-        put_u64(&c, p->token);
+        w = put_u64(w, p->token);
     if (p->type == WIRE_DATA) {
-        put_u32(&c, p->seq);
-        put_u32(&c, p->msg_len);
-        put_u32(&c, p->frag_off);
-        put_u16(&c, p->payload_len);
-        if (with_payload)
-            put_bytes(&c, p->payload, p->payload_len);
+        w = put_u32(w, p->seq);
+        w = put_u32(w, p->msg_len);
+        w = put_u32(w, p->frag_off);
+        w = put_u16(w, p->payload_len);
+        if (with_payload && p->payload_len > 0) {
+            memcpy(w, p->payload, p->payload_len);
+            w += p->payload_len;
+        }
     } else if (body_size(p) == WIRE_COOKIE_BYTES) {
-        put_u64(&c, p->cookie);
+        w = put_u64(w, p->cookie);
     }
-    if (c.bad)
-        return 0;
-    size_t len = (size_t)(c.w - buf);
+    size_t len = (size_t)(w - buf);
     uint32_t crc = crc32c(0, buf, len);
     if (skip > 0 && p->payload_shift && p->payload_shift->n == skip)
         crc = crc32c_combine(p->payload_shift, crc, p->payload_crc);
     else if (skip > 0)
         crc = crc32c(crc, p->payload, skip);
-    struct cursor at_crc = {.w = buf + 12, .left = 4};
-    put_u32(&at_crc, crc);
+    put_u32(buf + 12, crc);
     return len;
 }
 
@@ -193,14 +174,17 @@ size_t wire_encode_head(const struct wire_packet *p, uint8_t *buf, size_t cap)
     return encode(p, buf, cap, 0);
 }
 
-/* Checks the CRC: computed over the datagram with the CRC field zeroed. */
+/* Checks the CRC: computed over the datagram with the CRC field zeroed
+ * (in a copy of the first 16 bytes; the caller has checked they are
+ * there). */
 static int checksum_ok(const uint8_t *buf, size_t len)
 {
-    static const uint8_t zero[4];
+    uint8_t head[16];
+    memcpy(head, buf, 16);
+    memset(head + 12, 0, 4);
     uint32_t want = (uint32_t)buf[12] << 24 | (uint32_t)buf[13] << 16 |
                     (uint32_t)buf[14] << 8 | buf[15];
-    uint32_t c = crc32c(0, buf, 12);
-    c = crc32c(c, zero, 4);
+    uint32_t c = crc32c(0, head, 16);
     c = crc32c(c, buf + 16, len - 16);
     return c == want;
 }

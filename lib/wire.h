@@ -3,8 +3,9 @@
  *
  * This is the one authoritative description of the format; README.md links
  * here.  Every field is in network byte order (big-endian) and is written and
- * read through the bounds-checked cursor helpers in wire.c: no struct is ever
- * cast over a buffer.
+ * read one at a time by the helpers in wire.c, after a check of the
+ * datagram's size before writing and of each field's bytes before reading:
+ * no struct is ever cast over a buffer.
  *
  * Every datagram starts with the common header (32 bytes):
  *
