@@ -747,6 +747,31 @@ int UDP_RecvFrom(int fd, void *buf, size_t cap, struct udp_addr *from,
 /* Extras: batches                                                          */
 /* ======================================================================== */
 
+/* Sends one datagram from its two pieces with sendmsg (no copy).  A
+ * request or reply alone is the usual case in a round trip, and setting
+ * up a batch would cost it more than the batch saves.  Returns 1, or -1
+ * with errno. */
+static int send_parts_one(int fd, const struct udp_parts *d)
+{
+    struct sockaddr_in6 mapped;
+    const struct sockaddr *to;
+    socklen_t tolen;
+    int family = 0;
+    if (dest_for(fd, &family, (const struct sockaddr *)&d->to->ss, d->to->len,
+                 &mapped, &to, &tolen) < 0)
+        return -1;
+    struct iovec iov[2] = {{(void *)d->head, d->head_len},
+                           {(void *)d->body, d->body_len}};
+    struct msghdr h = {.msg_name = (void *)to, .msg_namelen = tolen,
+                       .msg_iov = iov, .msg_iovlen = d->body_len > 0 ? 2 : 1};
+    for (;;) {
+        if (sendmsg(fd, &h, 0) >= 0)
+            return 1;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
 #ifdef __linux__
 #include <netinet/udp.h>
 #ifndef UDP_SEGMENT
@@ -816,6 +841,8 @@ static int mmsg_recv_one(int fd, struct mmsghdr *mh, int flags)
  * many went, or -1 if none did. */
 static int send_batch(int fd, const struct udp_parts *d, int n)
 {
+    if (n == 1)
+        return send_parts_one(fd, d);
     int total = 0, family = 0;
     while (total < n) {
         struct mmsghdr mh[UDP_BATCH];
@@ -952,21 +979,10 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n, int flags)
 /* Elsewhere: one sendmsg per datagram. */
 static int send_batch(int fd, const struct udp_parts *d, int n)
 {
-    int i, family = 0;
-    for (i = 0; i < n; i++) {
-        struct sockaddr_in6 mapped;
-        const struct sockaddr *to;
-        socklen_t tolen;
-        if (dest_for(fd, &family, (const struct sockaddr *)&d[i].to->ss,
-                     d[i].to->len, &mapped, &to, &tolen) < 0)
+    int i;
+    for (i = 0; i < n; i++)
+        if (send_parts_one(fd, &d[i]) < 0)
             break;
-        struct iovec iov[2] = {{(void *)d[i].head, d[i].head_len},
-                               {(void *)d[i].body, d[i].body_len}};
-        struct msghdr h = {.msg_name = (void *)to, .msg_namelen = tolen,
-                           .msg_iov = iov, .msg_iovlen = 2};
-        if (sendmsg(fd, &h, 0) < 0)
-            break;
-    }
     return i > 0 ? i : -1;
 }
 
