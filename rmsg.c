@@ -305,6 +305,11 @@ struct rmsg_core {
         uint64_t cookie;
     } sl[16];
     int nsl;
+    /* rmsg_core_next and rmsg_core_next_strict, worked out together and
+     * kept until a call that can change them (see timers_changed): a
+     * driver asks several times between two datagrams. */
+    int next_known;
+    rmsg_time next_at, next_strict_at;
     struct rmsg_stats st; /* endpoint-wide counters */
 };
 
@@ -328,6 +333,14 @@ static uint32_t new_cid(struct rmsg_core *c)
         v = (uint32_t)next_rand(c);
     while (v == 0);
     return v;
+}
+
+/* Called on entry to every rmsg_core_* function that can change when the
+ * core next has to run: the times rmsg_core_next keeps must be worked out
+ * again. */
+static void timers_changed(struct rmsg_core *c)
+{
+    c->next_known = 0;
 }
 
 static rmsg_time tmin(rmsg_time a, rmsg_time b)
@@ -929,6 +942,7 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     if (c == NULL || to == NULL || (data == NULL && len > 0) ||
         (flags & ~RMSG_NOTIFY))
         return -EINVAL;
+    timers_changed(c);
     bury_dead(c);
     if (len > UINT32_MAX)
         return -EMSGSIZE;
@@ -1988,6 +2002,7 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
                     const void *dgram, size_t len, rmsg_time now)
 {
     struct wire_packet w;
+    timers_changed(c);
     bury_dead(c);
     c->st.datagrams_received++;
     c->st.bytes_received += len;
@@ -2263,6 +2278,18 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
     return emit(c, p, &w, f->tx > 1, buf, cap, now);
 }
 
+/* send_frag, then what a call finding nothing more to send would note: a
+ * driver often skips that call (it asks rmsg_core_next instead), and the
+ * rate samples of a request or a reply must still be known to be limited
+ * by the application. */
+static int send_frag_noted(struct rmsg_core *c, struct peer *p, uint32_t seq,
+                           void *buf, size_t cap, rmsg_time now)
+{
+    int n = send_frag(c, p, seq, buf, cap, now);
+    note_app_limited(p);
+    return n;
+}
+
 /* The lowest fragment marked lost, or -1. */
 static int64_t next_lost(struct peer *p)
 {
@@ -2285,17 +2312,17 @@ static int64_t next_lost(struct peer *p)
 static int control_output(struct rmsg_core *c, struct peer *p, void *buf,
                           size_t cap, rmsg_time now)
 {
+    if (!p->send_echo && !p->send_challenge)
+        return 0; /* the usual case: no packet to build (or to zero) */
     struct wire_packet w = {.src_cid = p->my_cid, .dst_cid = p->ctl_cid};
     if (p->send_echo) {
         p->send_echo = 0;
         w.type = WIRE_ECHO;
         w.cookie = p->echo_cookie;
-    } else if (p->send_challenge) {
+    } else {
         p->send_challenge = 0;
         w.type = WIRE_CHALLENGE;
         w.cookie = cookie_for(c, &p->addr, p->ctl_cid);
-    } else {
-        return 0;
     }
     return emit(c, p, &w, 0, buf, cap, now);
 }
@@ -2314,7 +2341,7 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
         struct frag *f = &p->sw[(uint32_t)lost & (p->sw_cap - 1)];
         f->lost = 0;
         p->lost--;
-        return send_frag(c, p, (uint32_t)lost, buf, cap, now);
+        return send_frag_noted(c, p, (uint32_t)lost, buf, cap, now);
     }
     /* A zero window is probed with one fragment, then by the timer. */
     uint32_t wnd = p->peer_wnd;
@@ -2335,7 +2362,7 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
     struct frag *f = ok ? cut_fragment(c, p) : NULL;
     p->peer_wnd = p->peer_wnd == 1 && wnd == 0 ? 0 : p->peer_wnd;
     if (f)
-        return send_frag(c, p, seq, buf, cap, now);
+        return send_frag_noted(c, p, seq, buf, cap, now);
     note_app_limited(p);
     if (p->ack_now && p->peer_cid != 0) {
         struct wire_packet w = {.type = WIRE_ACK};
@@ -2378,6 +2405,7 @@ int rmsg_core_output(struct rmsg_core *c, rmsg_time now, struct udp_addr *to,
 {
     if (c == NULL || to == NULL || buf == NULL || cap < c->cfg.datagram_max)
         return -EINVAL;
+    timers_changed(c);
     bury_dead(c); /* nothing points into them: no pieces are out */
     return output(c, now, to, buf, cap);
 }
@@ -2389,6 +2417,7 @@ int rmsg_core_output_parts(struct rmsg_core *c, rmsg_time now,
     if (c == NULL || to == NULL || head == NULL || body == NULL ||
         body_len == NULL || cap < RMSG_HEAD_MAX)
         return -EINVAL;
+    timers_changed(c);
     *body = NULL;
     *body_len = 0;
     c->in_output = 1;
@@ -2439,32 +2468,41 @@ static rmsg_time peer_next_strict(const struct rmsg_core *c,
     return t;
 }
 
-rmsg_time rmsg_core_next(struct rmsg_core *c)
+/* Works out both times in one pass over the peers, unless known. */
+static void next_times(struct rmsg_core *c)
 {
+    if (c->next_known)
+        return;
+    rmsg_time t = RMSG_NEVER, strict = RMSG_NEVER;
     if (c->nsl > 0)
-        return 0;
-    rmsg_time t = RMSG_NEVER;
+        t = strict = 0;
     for (struct peer *p = c->peers; p; p = p->next) {
+        rmsg_time ps = peer_next_strict(c, p);
+        strict = tmin(strict, ps);
         /* The others are for when nothing comes back: the deadline, the
          * retransmission and tail-probe timers, the persist timer. */
-        t = tmin(t, peer_next_strict(c, p));
+        t = tmin(t, ps);
         t = tmin(t, p->deadline_next);
         t = tmin(t, p->rto_at);
         t = tmin(t, p->tlp_at);
         if (p->peer_wnd == 0 && p->cutting && p->snd_una == p->snd_nxt)
             t = tmin(t, p->probe_at == RMSG_NEVER ? 0 : p->probe_at);
     }
-    return t;
+    c->next_at = t;
+    c->next_strict_at = strict;
+    c->next_known = 1;
+}
+
+rmsg_time rmsg_core_next(struct rmsg_core *c)
+{
+    next_times(c);
+    return c->next_at;
 }
 
 rmsg_time rmsg_core_next_strict(struct rmsg_core *c)
 {
-    if (c->nsl > 0)
-        return 0;
-    rmsg_time t = RMSG_NEVER;
-    for (struct peer *p = c->peers; p; p = p->next)
-        t = tmin(t, peer_next_strict(c, p));
-    return t;
+    next_times(c);
+    return c->next_strict_at;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2487,13 +2525,15 @@ int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
         p->unread_bytes -= acct;
         c->mem -= acct;
         /* Reopen a window that had closed (or nearly). */
-        if (p->adv_wnd < c->cfg.window / 4 &&
-            recv_window(c, p) >= p->adv_wnd + c->cfg.window / 4)
+        if ((p->adv_wnd < c->cfg.window / 4 &&
+             recv_window(c, p) >= p->adv_wnd + c->cfg.window / 4) ||
+            (p->adv_wnd == 0 && recv_window(c, p) > 0)) {
             p->ack_now = 1;
-        if (p->adv_wnd == 0 && recv_window(c, p) > 0)
-            p->ack_now = 1;
+            timers_changed(c);
+        }
     }
     if (c->drain_pending) { /* memory was freed: held fragments may go in */
+        timers_changed(c);
         c->drain_pending = 0;
         for (struct peer *p = c->peers; p; p = p->next)
             if (p->held_count > 0) {
@@ -2518,6 +2558,7 @@ int rmsg_core_event(struct rmsg_core *c, struct rmsg_event *ev)
 
 void rmsg_core_ack_now(struct rmsg_core *c)
 {
+    timers_changed(c);
     for (struct peer *p = c->peers; p; p = p->next)
         if (p->ack_at != RMSG_NEVER)
             p->ack_now = 1;

@@ -147,6 +147,11 @@ static void flush_output(struct rmsg_endpoint *ep, rmsg_time now)
     for (;;) {
         int n = 0;
         while (n < BATCH) {
+            /* A request or a reply usually leaves alone: asking the core
+             * when it next has work is cheaper than asking it for a
+             * second datagram it does not have. */
+            if (n == 1 && rmsg_core_next(ep->core) > now)
+                break;
             uint8_t *h = ep->txbuf + (size_t)n * RMSG_HEAD_MAX;
             struct udp_parts *d = &ep->tx[n];
             int len = rmsg_core_output_parts(ep->core, now, &ep->tx_to[n], h,
@@ -330,7 +335,10 @@ static void wait_once(struct rmsg_endpoint *ep, rmsg_time deadline)
         clock_read(ep);
     }
     read_input(ep, n > 0 ? n : 0, slots);
-    flush_output(ep, ep->now);
+    if (rmsg_core_next(ep->core) <= ep->now)
+        flush_output(ep, ep->now);
+    else
+        collect_events(ep); /* nothing to send, but outcomes to record */
     pthread_cond_broadcast(&ep->changed);
 }
 

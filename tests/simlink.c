@@ -247,7 +247,8 @@ static void output_whole(struct sim *s, int i)
 /* ...odd nodes as the endpoint does: a batch of heads and bodies from
  * rmsg_core_output_parts, joined only once the whole batch is out (so a
  * body the core let go of during the batch would show, under the
- * sanitizers, as a use after free). */
+ * sanitizers, as a use after free); after a first datagram, a second is
+ * asked for only if rmsg_core_next says one is due. */
 static void output_in_parts(struct sim *s, int i)
 {
     enum { BATCH = 16 };
@@ -258,6 +259,7 @@ static void output_in_parts(struct sim *s, int i)
     for (;;) {
         int n = 0, len;
         while (n < BATCH &&
+               !(n == 1 && rmsg_core_next(s->core[i]) > s->now) &&
                (len = rmsg_core_output_parts(s->core[i], s->now, &to[n],
                                              head[n], RMSG_HEAD_MAX, &body[n],
                                              &body_len[n])) > 0)

@@ -126,6 +126,77 @@ static void test_pipelined_in_order(void)
     transfer(sizes, N, 1);
 }
 
+/* Echoes `count` messages back to their sender.  The replies are queued,
+ * not waited for: the last one's acknowledgment would come only once the
+ * asker's endpoint ran again. */
+struct echo {
+    struct rmsg_endpoint *ep;
+    int count;
+};
+
+static void *echo_run(void *arg)
+{
+    struct echo *e = arg;
+    for (int m = 0; m < e->count; m++) {
+        struct udp_addr from;
+        void *msg;
+        size_t len;
+        if (rmsg_recv(e->ep, &from, &msg, &len, 20000) != 0)
+            return NULL;
+        int64_t r = rmsg_send_async(e->ep, &from, msg, len, 20000);
+        free(msg);
+        if (r <= 0)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Requests and replies, one at a time: each is sent with nothing else to
+ * send, so the rate samples they give are limited by the application, and
+ * the congestion controller must not take them for the path's rate (it
+ * would lower its pacing rate to the application's own and hold messages
+ * back).  Such samples never end its startup, where it paces at 2.89
+ * times the rate it measured; taken for the path's, they would end it
+ * within a few round trips. */
+static void test_request_reply_app_limited(void)
+{
+    enum { N = 300 };
+    struct rmsg_endpoint *a, *b;
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &a), 0);
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &b), 0);
+    struct udp_addr to = loopback(rmsg_port(b)), back = loopback(rmsg_port(a));
+    struct echo e = {b, N};
+    pthread_t t;
+    pthread_create(&t, NULL, echo_run, &e);
+    uint8_t req[64] = {1};
+    int good = 0;
+    for (int m = 0; m < N; m++) {
+        void *rep = NULL;
+        size_t len = 0;
+        if (rmsg_send(a, &to, req, sizeof(req), 20000) == 0 &&
+            rmsg_recv(a, NULL, &rep, &len, 20000) == 0 && len == sizeof(req))
+            good++;
+        free(rep);
+    }
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(good, N);
+    struct rmsg_stats sa, sb;
+    CU_ASSERT_EQUAL(rmsg_stats(a, &to, &sa), 0);
+    CU_ASSERT_EQUAL(rmsg_stats(b, &back, &sb), 0);
+    CU_ASSERT(sa.delivery_rate > 0 && sb.delivery_rate > 0);
+    CU_ASSERT(sa.pacing_rate >= 2 * sa.delivery_rate);
+    CU_ASSERT(sb.pacing_rate >= 2 * sb.delivery_rate);
+    if (sa.pacing_rate < 2 * sa.delivery_rate ||
+        sb.pacing_rate < 2 * sb.delivery_rate)
+        fprintf(stderr, "\n  pacing/delivery rate: asker %llu/%llu, "
+                "answerer %llu/%llu\n", (unsigned long long)sa.pacing_rate,
+                (unsigned long long)sa.delivery_rate,
+                (unsigned long long)sb.pacing_rate,
+                (unsigned long long)sb.delivery_rate);
+    rmsg_close(a);
+    rmsg_close(b);
+}
+
 /* The same transfers with the udp layer dropping, duplicating, reordering
  * and corrupting what both endpoints send. */
 static void test_over_injected_faults(void)
@@ -565,6 +636,8 @@ int test_rmsg_register(void)
         !CU_add_test(s, "16 MiB message", test_large_message) ||
         !CU_add_test(s, "2000 pipelined messages in order",
                      test_pipelined_in_order) ||
+        !CU_add_test(s, "request and reply: limited by the application",
+                     test_request_reply_app_limited) ||
         !CU_add_test(s, "over injected faults", test_over_injected_faults) ||
         !CU_add_test(s, "back pressure", test_back_pressure) ||
         !CU_add_test(s, "dead peer", test_dead_peer) ||

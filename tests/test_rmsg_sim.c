@@ -591,6 +591,69 @@ static int exchange(struct sim *sim, int from, int tag)
     return ok ? tag : -1;
 }
 
+/* Runs the link until node `at` has a message, and takes it.  Returns its
+ * length, or -1 if none came within a second of virtual time. */
+static long await_message(struct sim *sim, int at)
+{
+    rmsg_time end = sim_now(sim) + 1000000;
+    struct udp_addr who;
+    void *m;
+    size_t len;
+    while (rmsg_core_recv(sim_core(sim, at), &who, &m, &len) != 0) {
+        if (sim_now(sim) >= end)
+            return -1;
+        sim_step(sim, sim_now(sim) + 1); /* taken the moment it is there */
+    }
+    free(m);
+    return (long)len;
+}
+
+/* Requests and replies, one at a time: each exchange takes one round trip
+ * (200 us, and 2 us of the simulation's steps) and no longer.  Their rate
+ * samples say how fast the application asks, not how fast the path goes.
+ * Taken for the path's rate, they bring the pacing rate down to the
+ * application's own, and pacing then holds each reply back a little
+ * (with no sample marked as limited by the application, the slowest
+ * exchange takes 220 us).  Node 0 asks and node 1, driven like the
+ * endpoint, answers; then the other way round.  (The simulation asks
+ * each core for output every microsecond here, so it does not show what
+ * a driver that skips the call finding nothing would lose: the endpoint's
+ * case, which send_frag_noted covers.) */
+static void test_request_reply_not_paced(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    struct sim_faults f = {.delay_us = 100};
+    for (int asker = 0; asker <= 1; asker++) {
+        struct sim *sim = sim_new(2, &cfg, &f, 11);
+        int answerer = 1 - asker;
+        uint8_t b[64] = {0};
+        rmsg_time worst = 0;
+        int done = 0;
+        for (int i = 0; i < 2000; i++) {
+            rmsg_time t0 = sim_now(sim);
+            if (rmsg_core_send(sim_core(sim, asker), sim_addr(sim, answerer),
+                               b, sizeof(b), 0, RMSG_NEVER, t0) <= 0 ||
+                await_message(sim, answerer) != (long)sizeof(b) ||
+                rmsg_core_send(sim_core(sim, answerer), sim_addr(sim, asker),
+                               b, sizeof(b), 0, RMSG_NEVER,
+                               sim_now(sim)) <= 0 ||
+                await_message(sim, asker) != (long)sizeof(b))
+                break;
+            rmsg_time took = sim_now(sim) - t0;
+            if (i >= 10 && took > worst)
+                worst = took; /* after the first few: the relation is up */
+            done++;
+        }
+        if (getenv("RMSG_SIM_VERBOSE") || done < 2000 || worst > 205)
+            fprintf(stderr, "\n  node %d asks: %d exchanges, the slowest "
+                    "took %lld us\n", asker, done, (long long)worst);
+        CU_ASSERT_EQUAL(done, 2000);
+        CU_ASSERT(worst <= 205);
+        sim_free(sim);
+    }
+}
+
 /* A message whose deadline passed ends the relation on the sender's side
  * only; the receiver, alive again, still has the old one.  The next
  * message starts a new relation, which the receiver challenges: the
@@ -699,6 +762,8 @@ int test_rmsg_sim_register(void)
                      test_reordering_learnt) ||
         !CU_add_test(s, "random loss is not congestion",
                      test_random_loss_not_congestion) ||
+        !CU_add_test(s, "requests and replies not held back by pacing",
+                     test_request_reply_not_paced) ||
         !CU_add_test(s, "a message after a deadline's reset",
                      test_message_after_deadline_reset) ||
         !CU_add_test(s, "idle relations set aside and revived",
