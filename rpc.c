@@ -426,7 +426,8 @@ struct call {
     struct call *next;
     uint64_t id;
     uint32_t proc;
-    uint8_t *msg; /* the CALL message, kept to send again */
+    uint8_t *msg; /* the CALL message, kept to send again (it lies after
+                     the struct, in the same allocation); NULL once done */
     size_t len;
     int64_t deadline_ms; /* INT64_MAX: none */
     int64_t status_at;   /* when to ask about it next */
@@ -574,8 +575,7 @@ static void complete(struct call *k, int outcome)
         return;
     k->done = 1;
     k->outcome = outcome;
-    free(k->msg);
-    k->msg = NULL;
+    k->msg = NULL; /* never sent again; freed with k */
 }
 
 static struct call *call_find(struct rpc_client *c, uint64_t id)
@@ -703,15 +703,14 @@ int64_t rpc_call_async(struct rpc_client *c, uint32_t proc, const void *req,
 {
     if (c == NULL || (req == NULL && len > 0))
         return -EINVAL;
-    if (len > c->cfg.max_request)
+    if (len > c->cfg.max_request ||
+        len > SIZE_MAX - sizeof(struct call) - CALL_HEADER)
         return -EMSGSIZE;
-    struct call *k = calloc(1, sizeof(*k));
-    uint8_t *m = malloc(CALL_HEADER + len);
-    if (k == NULL || m == NULL) {
-        free(k);
-        free(m);
+    /* One allocation for the call and its message. */
+    struct call *k = malloc(sizeof(*k) + CALL_HEADER + len);
+    if (k == NULL)
         return -ENOMEM;
-    }
+    uint8_t *m = (uint8_t *)(k + 1);
     if (len)
         memcpy(m + CALL_HEADER, req, len);
     pthread_mutex_lock(&c->lock);
@@ -745,7 +744,6 @@ static int collect(struct rpc_client *c, struct call *k, void **reply,
     } else {
         free(k->reply);
     }
-    free(k->msg);
     free(k);
     return outcome;
 }
@@ -832,7 +830,6 @@ void rpc_client_close(struct rpc_client *c)
     while (c->calls) {
         struct call *k = c->calls;
         c->calls = k->next;
-        free(k->msg);
         free(k->reply);
         free(k);
     }
