@@ -138,8 +138,14 @@ struct msg {
     int all_cut;      /* every fragment has a sequence number */
     int failed;       /* reported failed; kept for fragments in flight */
     int flags;
+    int small; /* allocated with SMALL_MSG_BYTES (see msg_alloc) */
     rmsg_time deadline;
 };
+
+/* Messages of up to this many bytes (CRCs included) all get an allocation
+ * of this size, so that the core can keep one that was freed for the next
+ * (c->spare): a request or a reply then costs no malloc and free. */
+#define SMALL_MSG_BYTES 256
 
 /* A fragment in the send window, indexed by sequence number. */
 struct frag {
@@ -289,6 +295,7 @@ struct rmsg_core {
     uint32_t nbuckets, npeers;
     struct tomb *tombs; /* nbuckets / 2 slots, by address hash */
     struct msg *graveyard; /* freed during output, see msg_free */
+    struct msg *spare;     /* a small message's allocation, for reuse */
     int in_output;
     const void **out_body; /* rmsg_core_output_parts: where the DATA */
     size_t *out_body_len;  /* payload goes instead of into the buffer */
@@ -496,13 +503,39 @@ static void push_event(struct rmsg_core *c, const struct peer *p,
  * to the graveyard instead: a datagram output in pieces points into its
  * copy until the caller has sent it, so it is freed at the next call that
  * takes input (bury_dead). */
+/* An allocation for a message with `extra` bytes of CRCs and data. */
+static struct msg *msg_alloc(struct rmsg_core *c, size_t extra)
+{
+    struct msg *m;
+    int small = extra <= SMALL_MSG_BYTES;
+    if (small && c->spare) {
+        m = c->spare;
+        c->spare = NULL;
+    } else {
+        m = malloc(sizeof(*m) + (small ? SMALL_MSG_BYTES : extra));
+    }
+    if (m)
+        m->small = small;
+    return m;
+}
+
+/* Gives a message's allocation back: kept as the spare if there is none
+ * and it is small, freed otherwise. */
+static void msg_release(struct rmsg_core *c, struct msg *m)
+{
+    if (m->small && c->spare == NULL)
+        c->spare = m;
+    else
+        free(m);
+}
+
 static void msg_free(struct rmsg_core *c, struct msg *m)
 {
     if (c->in_output) {
         m->next = c->graveyard;
         c->graveyard = m;
     } else {
-        free(m);
+        msg_release(c, m);
     }
 }
 
@@ -511,7 +544,7 @@ static void bury_dead(struct rmsg_core *c)
     while (c->graveyard) {
         struct msg *m = c->graveyard;
         c->graveyard = m->next;
-        free(m);
+        msg_release(c, m);
     }
 }
 
@@ -602,6 +635,7 @@ void rmsg_core_free(struct rmsg_core *c)
     }
     c->in_output = 0;
     bury_dead(c);
+    free(c->spare);
     for (uint32_t i = 0; i < c->dq.count; i++)
         free(((struct delivery *)fifo_at(&c->dq, i))->data);
     free(c->dq.ring);
@@ -956,17 +990,18 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     size_t nfcrc = whole_frag_crcs(c, len);
     if (len > SIZE_MAX - sizeof(struct msg) - nfcrc * sizeof(uint32_t))
         return -ENOMEM;
-    struct msg *m = malloc(sizeof(*m) + nfcrc * sizeof(uint32_t) + len);
+    struct msg *m = msg_alloc(c, nfcrc * sizeof(uint32_t) + len);
     if (m == NULL)
         return -ENOMEM;
     if (p == NULL && (p = peer_new(c, to, now)) == NULL) {
-        free(m);
+        msg_release(c, m);
         return -ENOMEM;
     }
     uint32_t *fcrc = (uint32_t *)(m + 1);
+    int small = m->small;
     *m = (struct msg){.data = (uint8_t *)(fcrc + nfcrc),
                       .fcrc = nfcrc ? fcrc : NULL,
-                      .len = (uint32_t)len};
+                      .len = (uint32_t)len, .small = small};
     copy_in(c, m, data);
     m->id = ++c->next_id;
     m->flags = flags;
