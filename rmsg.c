@@ -499,10 +499,6 @@ static void push_event(struct rmsg_core *c, const struct peer *p,
     fifo_push(&c->evq, &ev); /* on failure the outcome is still counted */
 }
 
-/* Frees a message the core is done with.  Inside rmsg_core_output it goes
- * to the graveyard instead: a datagram output in pieces points into its
- * copy until the caller has sent it, so it is freed at the next call that
- * takes input (bury_dead). */
 /* An allocation for a message with `extra` bytes of CRCs and data. */
 static struct msg *msg_alloc(struct rmsg_core *c, size_t extra)
 {
@@ -529,6 +525,10 @@ static void msg_release(struct rmsg_core *c, struct msg *m)
         free(m);
 }
 
+/* Frees a message the core is done with.  Inside rmsg_core_output it goes
+ * to the graveyard instead: a datagram output in pieces points into its
+ * copy until the caller has sent it, so it is freed at the next call that
+ * takes input (bury_dead). */
 static void msg_free(struct rmsg_core *c, struct msg *m)
 {
     if (c->in_output) {
