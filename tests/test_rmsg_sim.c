@@ -654,6 +654,83 @@ static void test_request_reply_not_paced(void)
     }
 }
 
+/* Bytes of this process's mappings that have asked for huge pages ("hg"
+ * in /proc/self/smaps), and whether the mapping holding `at` (when not
+ * NULL) is one of them.  Returns -1 when smaps cannot be read. */
+static long long advised_bytes(const void *at, int *holds_at)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    unsigned long long lo = 0, hi = 0, total = 0;
+    if (holds_at)
+        *holds_at = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long a, b;
+        if (sscanf(line, "%llx-%llx ", &a, &b) == 2) {
+            lo = a;
+            hi = b;
+        } else if (strncmp(line, "VmFlags:", 8) == 0 &&
+                   strstr(line, " hg") != NULL) {
+            total += hi - lo;
+            uintptr_t p = (uintptr_t)at;
+            if (holds_at && at && p >= lo && p < hi)
+                *holds_at = 1;
+        }
+    }
+    fclose(f);
+    return (long long)total;
+}
+
+/* A message of many megabytes fills fresh memory at both ends: its copy
+ * in the sender's queue and its reassembly buffer.  Both ask for huge
+ * pages, so filling them does not fault once per 4 KiB page (16,384
+ * times for 64 MiB).  Where the kernel has no huge pages the test says so
+ * and checks only the delivery. */
+static void test_large_buffers_huge_pages(void)
+{
+    FILE *thp = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    int have = thp != NULL && advised_bytes(NULL, NULL) >= 0;
+    if (thp)
+        fclose(thp);
+    if (!have)
+        printf("\n  no transparent huge pages here: delivery only\n");
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.datagram_max = 65000;
+    struct sim_faults f = {.delay_us = 50};
+    struct sim *sim = sim_new(2, &cfg, &f, 5);
+    const size_t size = 16u << 20;
+    uint8_t *buf = malloc(size);
+    CU_ASSERT_FATAL(buf != NULL);
+    for (size_t k = 0; k < size; k++)
+        buf[k] = content(0, 1, 0, k);
+    long long before = advised_bytes(NULL, NULL);
+    CU_ASSERT(rmsg_core_send(sim_core(sim, 0), sim_addr(sim, 1), buf, size,
+                             0, RMSG_NEVER, sim_now(sim)) > 0);
+    if (have) /* the sender's copy, its first 4 KiB page aside */
+        CU_ASSERT(advised_bytes(NULL, NULL) - before >= (long long)size);
+    void *m = NULL;
+    size_t len = 0;
+    struct udp_addr from;
+    rmsg_time end = sim_now(sim) + 10000000;
+    while (rmsg_core_recv(sim_core(sim, 1), &from, &m, &len) != 0 &&
+           sim_now(sim) < end)
+        sim_step(sim, sim_now(sim) + 1000);
+    CU_ASSERT_FATAL(m != NULL);
+    CU_ASSERT_EQUAL(len, size);
+    CU_ASSERT(memcmp(m, buf, size) == 0);
+    if (have) {
+        int holds = 0;
+        CU_ASSERT(advised_bytes(m, &holds) >= (long long)size);
+        CU_ASSERT(holds); /* the buffer the application was given */
+    }
+    free(m);
+    free(buf);
+    sim_free(sim);
+}
+
 /* A message whose deadline passed ends the relation on the sender's side
  * only; the receiver, alive again, still has the old one.  The next
  * message starts a new relation, which the receiver challenges: the
@@ -752,6 +829,8 @@ int test_rmsg_sim_register(void)
         !CU_add_test(s, "three nodes, every direction at once",
                      test_three_nodes_all_directions) ||
         !CU_add_test(s, "multi-megabyte messages", test_large_messages) ||
+        !CU_add_test(s, "large buffers on huge pages",
+                     test_large_buffers_huge_pages) ||
         !CU_add_test(s, "slow reader: flow control", test_slow_reader) ||
         !CU_add_test(s, "bottleneck filled, not overrun",
                      test_bottleneck_filled_not_overrun) ||
