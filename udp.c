@@ -13,9 +13,9 @@
  * a queue ordered by release time.  Nothing runs in the background: a held
  * datagram is sent by the next call on its socket made once it is due, and
  * the waits in the read calls wake up in time for it (their poll timeout is
- * the earlier of the caller's deadline and the next release; while a socket's
- * faults can hold datagrams, also at most FAULT_SLICE_MS, for what another
- * thread holds back meanwhile).  UDP_Close sends whatever is still held.
+ * the earlier of the caller's deadline and the next release; while a socket
+ * has faults, also at most FAULT_SLICE_MS, for what another thread holds
+ * back meanwhile).  UDP_Close sends whatever is still held.
  * The per-socket state lives in a table indexed by descriptor (the textbook
  * API passes only an int); when no socket has faults, one relaxed atomic
  * load is the whole cost, so the fast path is the bare system call.
@@ -95,7 +95,9 @@ static int ms_until(uint64_t now, uint64_t t)
 /* The family of each socket this library opened, by descriptor, so that a
  * send can tell whether to map an IPv4 destination without asking the kernel
  * each time.  0 means unknown (then getsockname answers).  This is a cache
- * written at open and close, not state the program can observe. */
+ * written at open and close: a descriptor closed with close() keeps its
+ * entry, and a send that fails because another socket now has the number
+ * corrects it and tries again (family_stale). */
 #define UDP_FAMILY_CACHE 4096
 static _Atomic unsigned char fd_family[UDP_FAMILY_CACHE];
 
@@ -120,6 +122,28 @@ static int socket_family(int fd)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;
     return ss.ss_family;
+}
+
+/* After a send on fd failed: true when the family cached for fd was not
+ * the socket's, as when a descriptor closed with close() instead of
+ * UDP_Close was reused by another socket.  The entry is then corrected and
+ * the send is worth one more try; errno is kept either way. */
+static int family_stale(int fd)
+{
+    int e = errno;
+    if ((e != EAFNOSUPPORT && e != EINVAL) || fd < 0 ||
+        fd >= UDP_FAMILY_CACHE)
+        return 0;
+    int cached = atomic_load_explicit(&fd_family[fd], memory_order_relaxed);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int stale = cached != 0 &&
+                getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+                ss.ss_family != cached;
+    if (stale)
+        remember_family(fd, ss.ss_family);
+    errno = e;
+    return stale;
 }
 
 /* Writes the IPv4 address `in` as the IPv6 address ::ffff:a.b.c.d. */
@@ -362,11 +386,15 @@ int UDP_Write(int fd, struct sockaddr_in *addr, char *buffer, int n)
     struct sockaddr_in6 tmp;
     const struct sockaddr *to;
     socklen_t tolen;
-    int family = 0;
-    if (dest_for(fd, &family, (const struct sockaddr *)&in, sizeof(in), &tmp,
-                 &to, &tolen) < 0)
-        return -1;
-    return send_one(fd, buffer, (size_t)n, to, tolen);
+    for (int tries = 0;; tries++) {
+        int family = 0;
+        if (dest_for(fd, &family, (const struct sockaddr *)&in, sizeof(in),
+                     &tmp, &to, &tolen) < 0)
+            return -1;
+        int r = send_one(fd, buffer, (size_t)n, to, tolen);
+        if (r >= 0 || tries > 0 || !family_stale(fd))
+            return r;
+    }
 }
 
 /* Fills an IPv4 address from a host name (or INADDR_ANY for NULL) and port. */
@@ -709,11 +737,15 @@ int UDP_SendTo(int fd, const void *buf, size_t n, const struct udp_addr *to)
     struct sockaddr_in6 tmp;
     const struct sockaddr *dest;
     socklen_t destlen;
-    int family = 0;
-    if (dest_for(fd, &family, (const struct sockaddr *)&to->ss, to->len, &tmp,
-                 &dest, &destlen) < 0)
-        return -1;
-    return send_one(fd, buf, n, dest, destlen);
+    for (int tries = 0;; tries++) {
+        int family = 0;
+        if (dest_for(fd, &family, (const struct sockaddr *)&to->ss, to->len,
+                     &tmp, &dest, &destlen) < 0)
+            return -1;
+        int r = send_one(fd, buf, n, dest, destlen);
+        if (r >= 0 || tries > 0 || !family_stale(fd))
+            return r;
+    }
 }
 
 /* Receives one datagram of either family, reporting v4-mapped senders as
@@ -756,20 +788,29 @@ static int send_parts_one(int fd, const struct udp_parts *d)
     struct sockaddr_in6 mapped;
     const struct sockaddr *to;
     socklen_t tolen;
-    int family = 0;
-    if (dest_for(fd, &family, (const struct sockaddr *)&d->to->ss, d->to->len,
-                 &mapped, &to, &tolen) < 0)
-        return -1;
     struct iovec iov[2] = {{(void *)d->head, d->head_len},
                            {(void *)d->body, d->body_len}};
-    struct msghdr h = {.msg_name = (void *)to, .msg_namelen = tolen,
-                       .msg_iov = iov, .msg_iovlen = d->body_len > 0 ? 2 : 1};
-    for (;;) {
+    for (int tries = 0;;) {
+        int family = 0;
+        if (dest_for(fd, &family, (const struct sockaddr *)&d->to->ss,
+                     d->to->len, &mapped, &to, &tolen) < 0)
+            return -1;
+        struct msghdr h = {.msg_name = (void *)to, .msg_namelen = tolen,
+                           .msg_iov = iov,
+                           .msg_iovlen = d->body_len > 0 ? 2 : 1};
         if (sendmsg(fd, &h, 0) >= 0)
             return 1;
-        if (errno != EINTR)
+        if (errno == EINTR)
+            continue;
+        if (tries++ > 0 || !family_stale(fd))
             return -1;
     }
+}
+
+/* Bytes of a datagram to send, head and body. */
+static size_t parts_len(const struct udp_parts *d)
+{
+    return d->head_len + d->body_len;
 }
 
 #ifdef __linux__
@@ -784,16 +825,10 @@ static int send_parts_one(int fd, const struct udp_parts *d)
  * kernel, not state of any socket: learned once, on the first refusal. */
 static atomic_int gso_refused;
 
-/* Bytes of a datagram to send, head and body. */
-static size_t parts_len(const struct udp_parts *d)
-{
-    return d->head_len + d->body_len;
-}
-
 /* How many of d[i..n) can leave as one segmented send (UDP generic
  * segmentation offload: the kernel cuts one buffer into datagrams of the
  * first one's size): same destination, same size, the last one possibly
- * shorter.  1 when segmentation does not apply. */
+ * shorter but not empty.  1 when segmentation does not apply. */
 static int gso_run(const struct udp_parts *d, int i, int n)
 {
     size_t seg = parts_len(&d[i]), bytes = seg;
@@ -802,6 +837,7 @@ static int gso_run(const struct udp_parts *d, int i, int n)
     if (atomic_load_explicit(&gso_refused, memory_order_relaxed) || seg == 0)
         return 1;
     while (k < n && k - i < GSO_MAX_SEGS && parts_len(&d[k]) <= seg &&
+           parts_len(&d[k]) > 0 && /* the kernel cannot cut an empty one */
            bytes + parts_len(&d[k]) <= GSO_MAX_BYTES &&
            d[k].to->len == to->len &&
            memcmp(&d[k].to->ss, &to->ss, to->len) == 0) {
@@ -843,7 +879,7 @@ static int send_batch(int fd, const struct udp_parts *d, int n)
 {
     if (n == 1)
         return send_parts_one(fd, d);
-    int total = 0, family = 0;
+    int total = 0, family = 0, whole = 0, retried = 0;
     while (total < n) {
         struct mmsghdr mh[UDP_BATCH];
         struct iovec iov[2 * UDP_BATCH];
@@ -861,9 +897,11 @@ static int send_batch(int fd, const struct udp_parts *d, int n)
             if (dest_for(fd, &family, (const struct sockaddr *)&d[first].to->ss,
                          d[first].to->len, &mapped[k], &to, &tolen) < 0)
                 break;
-            int run = gso_run(d, first, first + (UDP_BATCH - used) <= n
-                                            ? first + (UDP_BATCH - used)
-                                            : n);
+            int run = whole ? 1
+                            : gso_run(d, first,
+                                      first + (UDP_BATCH - used) <= n
+                                          ? first + (UDP_BATCH - used)
+                                          : n);
             memset(&mh[k], 0, sizeof(mh[k]));
             struct msghdr *h = &mh[k].msg_hdr;
             h->msg_name = (void *)to;
@@ -895,16 +933,28 @@ static int send_batch(int fd, const struct udp_parts *d, int n)
                         : -1;
         if (r < 0 && k > 0 && errno == EINTR)
             continue;
-        if (r <= 0 && k > 0 && count[0] > 1 &&
+        if (r <= 0 && k > 0 && count[0] > 1 && !whole &&
             (errno == EINVAL || errno == ENOPROTOOPT || errno == EIO)) {
-            /* This kernel (or device) does not segment: never again. */
-            atomic_store(&gso_refused, 1);
+            /* ENOPROTOOPT and EIO: this kernel (or device) does not
+             * segment, never again.  EINVAL may be this batch's own (a
+             * segment larger than the route's MTU, a bad destination): it
+             * is sent again whole, and only it. */
+            if (errno != EINVAL)
+                atomic_store(&gso_refused, 1);
+            else
+                whole = 1;
+            continue;
+        }
+        if (r <= 0 && total == 0 && !retried && family_stale(fd)) {
+            retried = 1;
+            family = 0;
             continue;
         }
         if (r <= 0)
             return total > 0 ? total : -1;
         for (int j = 0; j < r; j++)
             total += count[j];
+        whole = 0;
         if (r < k)
             break;
     }
@@ -987,7 +1037,9 @@ static int send_batch(int fd, const struct udp_parts *d, int n)
 }
 
 /* Elsewhere: one recvfrom per datagram; only the first may block. */
+#ifndef MSG_WAITFORONE
 #define MSG_WAITFORONE 0
+#endif
 static int recv_batch(int fd, struct udp_msg *msgs, int n, int flags)
 {
     int i;
@@ -999,6 +1051,7 @@ static int recv_batch(int fd, struct udp_msg *msgs, int n, int flags)
         if (r < 0)
             break;
         m->len = (size_t)r;
+        m->seg = 0;
         m->addr.len = unmap_v4(&m->addr.ss, len);
     }
     return i > 0 ? i : -1;
@@ -1351,9 +1404,10 @@ int udp_fault_active(const struct udp_fault_spec *spec)
 #define HELD_MAX       4096
 #define HELD_MAX_BYTES (16u << 20)
 
-/* A thread blocked in a read on a socket whose faults hold datagrams wakes up
- * at least this often, so that a datagram another thread held back on the
- * same socket in the meantime is not released late by more than this. */
+/* A thread blocked in a read on a socket with faults wakes up at least this
+ * often, so that a datagram another thread held back on the same socket in
+ * the meantime (its faults may have changed to delay or reorder since the
+ * read began) is not released late by more than this. */
 #define FAULT_SLICE_MS 10
 
 /* One datagram held back for delay or reordering. */
@@ -1720,10 +1774,9 @@ static int faults_tick(int fd)
     pthread_mutex_lock(&reg_lock);
     struct fstate *s = reg_get(fd);
     if (s != NULL && (s->active || s->head != NULL)) {
-        const struct udp_fault_spec *f = &s->spec;
         uint64_t now = now_us();
         release_due(fd, s, now);
-        if (s->active && (f->reorder > 0 || f->delay_us || f->jitter_us))
+        if (s->active)
             wait = FAULT_SLICE_MS;
         if (s->head != NULL) {
             int w = ms_until(now, s->head->due_us);

@@ -28,7 +28,15 @@
  * same sequence of calls give the same faults.  Datagrams held back for delay
  * or reordering are released while the program is inside any call on that
  * socket (a blocking read included) and all at once by UDP_Close, so none is
- * lost because the program stopped writing.  The grammar is in README.md.
+ * lost because the program stopped writing.  One exception: a read that
+ * began while the socket had no faults at all waits in the kernel, as the
+ * textbook's recvfrom does, and releases nothing until it returns; turn
+ * faults on before another thread starts reading (UDP_FAULTS, read at
+ * open, always is).  At most 4096 datagrams or 16 MiB are held at once:
+ * past that a datagram due to be held is sent at once (counted neither
+ * delayed nor reordered), so a delay stays bounded in memory but may be
+ * shorter than asked for, and may let it overtake held ones.  The grammar
+ * is in README.md.
  *
  * Thread safety: calls on different sockets are independent; calls on one
  * socket from several threads are safe (the fault state is under a lock,

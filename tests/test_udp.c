@@ -12,7 +12,9 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, setenv, fileno */
 
+#include <dirent.h>
 #include <math.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -561,6 +563,75 @@ static void test_batches(void)
     UDP_Close(rx);
 }
 
+/* An empty datagram at the end of a run of equal ones to one peer (which
+ * go out as one segmented send) is sent, and counted only once sent. */
+static void test_batch_empty_last(void)
+{
+    int tx = UDP_Open(0), rx = open_big();
+    CU_ASSERT_FATAL(tx >= 0);
+    struct udp_addr to = loop_to(rx);
+    static char out[3][100];
+    struct udp_msg msgs[3] = {{.buf = out[0], .len = 100, .addr = to},
+                              {.buf = out[1], .len = 100, .addr = to},
+                              {.buf = out[2], .len = 0, .addr = to}};
+    CU_ASSERT(UDP_SendMany(tx, msgs, 3) == 3);
+    size_t lens[3] = {0};
+    int got = 0;
+    while (got < 3) {
+        char in[128];
+        struct udp_msg m = {.buf = in, .len = sizeof(in)};
+        if (UDP_RecvMany(rx, &m, 1, 1000) != 1)
+            break;
+        lens[got++] = m.len;
+    }
+    CU_ASSERT(got == 3);
+    CU_ASSERT(lens[0] == 100 && lens[1] == 100 && lens[2] == 0);
+    UDP_Close(tx);
+    UDP_Close(rx);
+}
+
+/* A descriptor closed with close() rather than UDP_Close, and reused by a
+ * socket of another family, still sends: the library's memory of the old
+ * socket's family is corrected, not trusted. */
+static void test_reused_descriptor(void)
+{
+    int rx = UDP_Open(0);
+    CU_ASSERT_FATAL(rx >= 0);
+    struct sockaddr_in to;
+    CU_ASSERT_FATAL(UDP_FillSockAddr(&to, "127.0.0.1", UDP_Port(rx)) == 0);
+    for (int round = 0; round < 2; round++) {
+        /* Round 0: a dual-stack socket replaced by a plain IPv4 one;
+         * round 1: the other way round. */
+        int fd = round == 0 ? UDP_OpenDual(0, AF_INET6)
+                            : UDP_OpenDual(0, AF_INET);
+        if (fd < 0 && round == 0) {
+            printf("\n  skipping the IPv6 round: no IPv6 socket here\n");
+            continue;
+        }
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT(UDP_Write(fd, &to, "a", 1) == 1);
+        close(fd);
+        int again = socket(round == 0 ? AF_INET : AF_INET6, SOCK_DGRAM, 0);
+        if (again != fd) { /* the number went elsewhere: nothing to test */
+            if (again >= 0)
+                close(again);
+            continue;
+        }
+        if (round == 1) {
+            int off = 0; /* dual stack, whatever the system's default */
+            setsockopt(again, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+        }
+        CU_ASSERT(UDP_Write(again, &to, "b", 1) == 1);
+        struct udp_addr ua = loop_to(rx);
+        CU_ASSERT(UDP_SendTo(again, "c", 1, &ua) == 1);
+        close(again);
+        char buf[4];
+        for (int k = 0; k < 3; k++)
+            CU_ASSERT(UDP_ReadTimeout(rx, NULL, buf, sizeof(buf), 1000) == 1);
+    }
+    UDP_Close(rx);
+}
+
 /* A batch on a faulty socket meets the faults datagram by datagram. */
 static void test_batch_through_faults(void)
 {
@@ -783,6 +854,81 @@ static void *catch_one(void *arg)
     c->got = UDP_ReadTimeout(c->fd, NULL, buf, sizeof(buf), 3000);
     c->at_us = mono_us();
     return NULL;
+}
+
+/* Waits (up to 2 s, yielding) until the one thread besides this one is
+ * asleep in the kernel, as /proc/self/task says.  Returns 1, or 0 when it
+ * could not tell. */
+static int other_thread_asleep(void)
+{
+    char self[32];
+    snprintf(self, sizeof(self), "%ld", (long)getpid());
+    uint64_t end = mono_us() + 2000000;
+    while (mono_us() < end) {
+        DIR *d = opendir("/proc/self/task");
+        if (d == NULL)
+            return 0;
+        int asleep = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
+                continue;
+            char path[300], line[256];
+            snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (f == NULL)
+                continue;
+            const char *state = NULL;
+            if (fgets(line, sizeof(line), f) && (state = strrchr(line, ')')))
+                asleep = state[1] == ' ' && state[2] == 'S';
+            fclose(f);
+        }
+        closedir(d);
+        if (asleep)
+            return 1;
+        sched_yield();
+    }
+    return 0;
+}
+
+struct slow_reader {
+    int fd, got;
+};
+
+static void *read_slowly(void *arg)
+{
+    struct slow_reader *r = arg;
+    char buf[8];
+    r->got = UDP_ReadTimeout(r->fd, NULL, buf, sizeof(buf), 5000);
+    return NULL;
+}
+
+/* A thread reads on a socket with faults that hold nothing back; then
+ * another thread turns delay on and sends.  The reader, asleep in poll
+ * with a long timeout, still lets the held datagram out on time. */
+static void test_delay_turned_on_under_a_reader(void)
+{
+    int s = UDP_Open(0), peer = UDP_Open(0);
+    CU_ASSERT_FATAL(s >= 0 && peer >= 0);
+    CU_ASSERT(UDP_SetFaults(s, "corrupt=0.000001", NULL, 0) == 0);
+    struct slow_reader r = {.fd = s, .got = -2};
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, read_slowly, &r) == 0);
+    CU_ASSERT_FATAL(other_thread_asleep()); /* the reader is in its wait */
+    char b[8];
+    CU_ASSERT(UDP_SetFaults(s, "delay=20ms", NULL, 0) == 0);
+    struct udp_addr to = loop_to(peer);
+    uint64_t t0 = mono_us();
+    CU_ASSERT(UDP_SendTo(s, "d", 1, &to) == 1);
+    CU_ASSERT(UDP_RecvFrom(peer, b, sizeof(b), NULL, 2000) == 1);
+    uint64_t took = mono_us() - t0;
+    CU_ASSERT(took >= 20000 && took < 1000000);
+    struct udp_addr back = loop_to(s);
+    CU_ASSERT(UDP_SendTo(peer, "e", 1, &back) == 1); /* ends the read */
+    pthread_join(t, NULL);
+    CU_ASSERT(r.got == 1);
+    UDP_Close(s);
+    UDP_Close(peer);
 }
 
 /* A delayed datagram arrives no earlier than its delay, and while its sender
@@ -1076,6 +1222,8 @@ int test_udp_register(void)
         {"IPv6 loopback", test_ipv6_loopback},
         {"resolve and format", test_resolve_and_format},
         {"batches", test_batches},
+        {"batch ending in an empty datagram", test_batch_empty_last},
+        {"a descriptor reused after close()", test_reused_descriptor},
         {"batch through faults", test_batch_through_faults},
         {"fault spec: good forms", test_parse_good},
         {"fault spec: bad forms", test_parse_bad},
@@ -1085,6 +1233,8 @@ int test_udp_register(void)
         {"reorder rate", test_reorder_rate},
         {"reorder waits at most 5 ms", test_reorder_bounded_wait},
         {"delay", test_delay},
+        {"delay turned on under a blocked reader",
+         test_delay_turned_on_under_a_reader},
         {"jitter", test_jitter},
         {"seed determinism", test_seed_determinism},
         {"UDP_FAULTS at open", test_env_faults},
