@@ -279,6 +279,12 @@ int rmsg_send(struct rmsg_endpoint *ep, const struct udp_addr *to,
 int64_t rmsg_send_async(struct rmsg_endpoint *ep, const struct udp_addr *to,
                         const void *msg, size_t len, int timeout_ms);
 
+/* Like rmsg_send_async, but never waits: a full queue gives -ENOBUFS at
+ * once.  For a thread that must not block on its peer, such as one that
+ * also has to take the messages whose acknowledgments would make room. */
+int64_t rmsg_send_nowait(struct rmsg_endpoint *ep, const struct udp_addr *to,
+                         const void *msg, size_t len, int timeout_ms);
+
 /* Waits until every message queued so far is acknowledged or failed, at
  * most timeout_ms (negative: as long as it takes).  Returns 0 when all were
  * acknowledged, the number of messages that failed since the last call
@@ -299,7 +305,8 @@ int rmsg_recv(struct rmsg_endpoint *ep, struct udp_addr *from, void **msg,
 /* Runs the protocol for timeout_ms (>= 0) without taking any message:
  * datagrams are received and acknowledged, timers run.  For a thread that
  * wants the endpoint to make progress while it is not ready to receive
- * (an endpoint no thread calls into does nothing).  Returns 0, or -EINVAL. */
+ * (an endpoint no thread calls into does nothing).  Returns 0, -EINTR
+ * (rmsg_interrupt), or -EINVAL. */
 int rmsg_poll(struct rmsg_endpoint *ep, int timeout_ms);
 
 /* on != 0: every blocking call on ep (rmsg_send, rmsg_flush, rmsg_recv,

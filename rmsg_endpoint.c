@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,7 +67,8 @@ struct rmsg_endpoint {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int polling;
-    volatile sig_atomic_t interrupted; /* see rmsg_interrupt */
+    atomic_int interrupted; /* see rmsg_interrupt; lock-free, so a signal
+                               handler may set it too */
     struct rmsg_core *core;
     struct rmsg_config cfg;
     FILE *trace;
@@ -349,7 +351,7 @@ static int drive(struct rmsg_endpoint *ep, rmsg_time deadline,
 {
     int waited = 0;
     while (!done(ep, arg)) { /* done may take something: call it once */
-        if (ep->interrupted)
+        if (atomic_load(&ep->interrupted))
             return -EINTR;
         if (!ep->polling) {
             /* Once at least, even with the deadline past: a call that
@@ -637,6 +639,22 @@ int64_t rmsg_send_async(struct rmsg_endpoint *ep, const struct udp_addr *to,
     return id;
 }
 
+int64_t rmsg_send_nowait(struct rmsg_endpoint *ep, const struct udp_addr *to,
+                         const void *msg, size_t len, int timeout_ms)
+{
+    if (ep == NULL || to == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&ep->lock);
+    clock_read(ep);
+    struct queue_try q = {to, msg, len, 0, deadline_of(ep, timeout_ms), 0};
+    if (try_queue(ep, &q) && q.result > 0) {
+        flush_output(ep, ep->now);
+        kick(ep);
+    }
+    pthread_mutex_unlock(&ep->lock);
+    return q.result;
+}
+
 static int nothing_pending(struct rmsg_endpoint *ep, void *arg)
 {
     (void)arg;
@@ -660,7 +678,7 @@ int rmsg_flush(struct rmsg_endpoint *ep, int timeout_ms)
 
 void rmsg_interrupt(struct rmsg_endpoint *ep, int on)
 {
-    ep->interrupted = on != 0;
+    atomic_store(&ep->interrupted, on != 0);
     if (on)
         wake_poller(ep); /* async-signal-safe: sendto or write */
 }
@@ -677,9 +695,9 @@ int rmsg_poll(struct rmsg_endpoint *ep, int timeout_ms)
         return -EINVAL;
     pthread_mutex_lock(&ep->lock);
     clock_read(ep);
-    drive(ep, deadline_of(ep, timeout_ms), never, NULL);
+    int r = drive(ep, deadline_of(ep, timeout_ms), never, NULL);
     pthread_mutex_unlock(&ep->lock);
-    return 0;
+    return r == -EINTR ? r : 0; /* the time running out is the success */
 }
 
 int rmsg_failure(struct rmsg_endpoint *ep, struct rmsg_event *ev)

@@ -47,12 +47,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define REPLY_TIMEOUT_MS 30000 /* how long a server retries a reply */
+#define ROOM_RETRY_MS 2 /* a call that found the transport's queue full
+                           tries again this often */
 
 void rpc_config_default(struct rpc_config *cfg)
 {
@@ -134,7 +137,7 @@ struct rpc_server {
     struct amo amo;
     struct job *jobs, *jobs_tail;
     int busy; /* jobs taken by workers and not finished */
-    volatile sig_atomic_t stop;
+    atomic_int stop; /* lock-free: rpc_stop may run in a signal handler */
 };
 
 int rpc_server_open(int port, const struct rpc_config *cfg,
@@ -200,11 +203,15 @@ int rpc_register(struct rpc_server *s, uint32_t proc, rpc_handler h,
     return 0;
 }
 
-/* Sends a REPLY message (the buffer is the caller's). */
-static void send_reply(struct rpc_server *s, const struct udp_addr *to,
-                       const void *m, size_t len)
+/* Sends a REPLY message (the buffer is the caller's).  It never waits for
+ * room in the client's queue: a server blocked on a client that is itself
+ * blocked sending calls, with nobody taking the replies, would wait for
+ * ever.  A reply that finds the queue full is not sent; the client asks
+ * about the call (STATUS) and gets it from the cache then. */
+static int64_t send_reply(struct rpc_server *s, const struct udp_addr *to,
+                          const void *m, size_t len)
 {
-    rmsg_send_async(s->ep, to, m, len, REPLY_TIMEOUT_MS);
+    return rmsg_send_nowait(s->ep, to, m, len, REPLY_TIMEOUT_MS);
 }
 
 /* A REPLY with a status and no results: a refusal or a STATUS answer. */
@@ -220,6 +227,18 @@ static void answer(struct rpc_server *s, const struct udp_addr *to,
         send_reply(s, to, buf, e.len);
 }
 
+/* A REPLY with a status and no results, for call `call`, in a malloc'd
+ * buffer (NULL without memory). */
+static uint8_t *status_reply(struct rpc_server *s, uint64_t call,
+                             int32_t status, size_t *len)
+{
+    struct rpc_enc e;
+    rpc_enc_init(&e, 0);
+    amo_put_reply(&e, &(struct reply_header){status, s->amo.incarnation,
+                                                call});
+    return rpc_enc_take(&e, len);
+}
+
 /* Runs one call's handler and builds its REPLY message. */
 static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
 {
@@ -233,15 +252,12 @@ static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
         status = REPLY_NOPROC;
     if (e.err) { /* results over the limit (or no memory): say so */
         rpc_enc_free(&e);
-        rpc_enc_init(&e, 0);
-        status = REPLY_TOO_LARGE;
-        amo_put_reply(&e, &(struct reply_header){status, 0, j->h.call});
+        return status_reply(s, j->h.call, REPLY_TOO_LARGE, len);
     }
     /* The header went first so the results need no copy; its status field
      * (bytes 4 to 7) is filled in now that the handler has returned. */
-    if (e.err == 0)
-        for (int k = 0; k < 4; k++)
-            e.buf[4 + k] = (uint8_t)((uint32_t)status >> (24 - 8 * k));
+    for (int k = 0; k < 4; k++)
+        e.buf[4 + k] = (uint8_t)((uint32_t)status >> (24 - 8 * k));
     return rpc_enc_take(&e, len);
 }
 
@@ -255,8 +271,15 @@ static void run_job(struct rpc_server *s, struct job *j, int on_heap)
     pthread_mutex_lock(&s->lock);
     /* A kept call's reply goes where its client's latest request came
      * from (a duplicate may have come from a new address). */
-    if (reply)
-        send_reply(s, j->client ? &j->client->addr : &j->to, reply, len);
+    const struct udp_addr *to = j->client ? &j->client->addr : &j->to;
+    if (reply && send_reply(s, to, reply, len) == -EMSGSIZE) {
+        /* Larger than the client accepts: it ran, and its results cannot
+         * be returned.  That is what the cache keeps, and says. */
+        free(reply);
+        reply = status_reply(s, j->h.call, REPLY_TOO_LARGE, &len);
+        if (reply)
+            send_reply(s, to, reply, len);
+    }
     amo_done(&s->amo, j->client, j->entry, reply, len);
     pthread_mutex_unlock(&s->lock);
     free(j->msg);
@@ -274,6 +297,12 @@ static int on_request(struct rpc_server *s, const struct udp_addr *from,
     if (amo_message_type(msg, len) == 0 ||
         amo_get_call(msg, len, &h, &body) != 0) {
         s->amo.st.malformed++;
+        free(msg);
+        return 0;
+    }
+    if (h.type == T_CALL && len - body > s->cfg.max_request) {
+        /* More arguments than this server takes: it does not run. */
+        answer(s, from, h.call, REPLY_TOO_LARGE);
         free(msg);
         return 0;
     }
@@ -303,7 +332,7 @@ static void *worker(void *arg)
     struct rpc_server *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (s->jobs == NULL && !s->stop)
+        while (s->jobs == NULL && !atomic_load(&s->stop))
             pthread_cond_wait(&s->work, &s->lock);
         struct job *j = s->jobs;
         if (j == NULL)
@@ -333,7 +362,7 @@ int rpc_serve(struct rpc_server *s, int workers)
     while (started < workers &&
            pthread_create(&pool[started], NULL, worker, s) == 0)
         started++;
-    while (!s->stop) {
+    while (!atomic_load(&s->stop)) {
         struct udp_addr from;
         void *msg;
         size_t len;
@@ -374,7 +403,7 @@ int rpc_serve(struct rpc_server *s, int workers)
 
 void rpc_stop(struct rpc_server *s)
 {
-    s->stop = 1;
+    atomic_store(&s->stop, 1);
     rmsg_interrupt(s->ep, 1);
 }
 
@@ -434,6 +463,8 @@ struct call {
     int64_t retry_at;    /* cfg.retry_ms: when to send it again */
     int64_t msg_id;      /* rmsg id of the latest copy sent */
     int sent;            /* copies sent */
+    int blocked;         /* the transport's queue was full: send it again
+                            as soon as it has room */
     int done, outcome;
     void *reply;
     size_t reply_len;
@@ -517,7 +548,7 @@ static void say_hello(struct rpc_client *c, int64_t now)
                                             .client = c->id,
                                             .done_below = done_below(c)});
     if (e.err == 0)
-        rmsg_send_async(c->ep, &c->server, m, e.len, RPC_STATUS_INTERVAL_MS);
+        rmsg_send_nowait(c->ep, &c->server, m, e.len, RPC_STATUS_INTERVAL_MS);
     c->hello_at = now + RPC_STATUS_INTERVAL_MS;
 }
 
@@ -547,26 +578,49 @@ static void send_call(struct rpc_client *c, struct call *k, uint8_t type,
         size_t len = type == T_CALL ? k->len : CALL_HEADER;
         int64_t left = k->deadline_ms == INT64_MAX ? -1
                        : k->deadline_ms > now ? k->deadline_ms - now : 0;
-        int64_t id = rmsg_send_async(c->ep, &c->server, m, len,
-                                     left > INT32_MAX ? INT32_MAX : (int)left);
-        if (type == T_CALL && id > 0) {
-            k->msg_id = id;
-            k->sent++;
+        /* Never waiting for room: this thread may be the one that has to
+         * take the replies whose acknowledgments would make it. */
+        int64_t id = rmsg_send_nowait(c->ep, &c->server, m, len,
+                                      left > INT32_MAX ? INT32_MAX
+                                                       : (int)left);
+        if (type == T_CALL) {
+            k->blocked = id == -ENOBUFS;
+            if (id > 0) {
+                k->msg_id = id;
+                k->sent++;
+            } else if (id != -ENOBUFS) {
+                k->done = 1, k->outcome = (int)id;
+            }
         }
-        if (type == T_CALL && id < 0)
-            k->done = 1, k->outcome = (int)id;
     }
     k->status_at = now + RPC_STATUS_INTERVAL_MS;
 }
 
-/* The server's incarnation is known now: the calls waiting for it go. */
+/* The server's incarnation is known now: the calls waiting for it go, in
+ * the order they were made.  The server's state for this client starts at
+ * the first call it sees, and refuses a copy sent again of any call below
+ * that one it does not know (see amo_admit): newest first, a status query
+ * about an older call, sent before, would be refused. */
 static void learned_incarnation(struct rpc_client *c, uint64_t incarnation)
 {
     c->incarnation = incarnation;
     int64_t now = now_ms();
+    size_t n = 0;
     for (struct call *k = c->calls; k; k = k->next)
-        if (!k->done && k->sent == 0)
-            send_call(c, k, T_CALL, now);
+        n += !k->done && k->sent == 0;
+    /* c->calls is newest first: walk an array of them backwards. */
+    struct call **v = n ? malloc(n * sizeof(*v)) : NULL;
+    size_t i = 0;
+    for (struct call *k = c->calls; k; k = k->next)
+        if (!k->done && k->sent == 0) {
+            if (v)
+                v[i++] = k;
+            else
+                send_call(c, k, T_CALL, now); /* no memory: any order */
+        }
+    while (i > 0)
+        send_call(c, v[--i], T_CALL, now);
+    free(v);
 }
 
 static void complete(struct call *k, int outcome)
@@ -593,7 +647,23 @@ static void on_reply(struct rpc_client *c, void *msg, size_t len)
     size_t body;
     struct call *k;
     if (amo_get_reply(msg, len, &h, &body) != 0) {
-        free(msg); /* malformed */
+        /* Malformed.  If it names a call of ours and the server we know,
+         * the call will get no better answer: it fails with -EPROTO. */
+        uint64_t server = 0, call = 0;
+        if (len >= REPLY_HEADER)
+            for (int b = 0; b < 8; b++) {
+                server = server << 8 | ((uint8_t *)msg)[8 + b];
+                call = call << 8 | ((uint8_t *)msg)[16 + b];
+            }
+        if (len >= REPLY_HEADER && c->incarnation != 0 &&
+            server == c->incarnation && (k = call_find(c, call)) != NULL)
+            complete(k, -EPROTO);
+        free(msg);
+        return;
+    }
+    if (c->incarnation != 0 && h.server != c->incarnation &&
+        h.status != REPLY_STALE) {
+        free(msg); /* not from the server we know: forged, or very late */
         return;
     }
     if (c->incarnation == 0 && h.server != 0)
@@ -642,18 +712,26 @@ static void on_failure(struct rpc_client *c, const struct rmsg_event *ev)
         complete(k, ev->error);
 }
 
-/* Deadlines and slow calls.  Called locked; returns when next to look. */
-static int64_t check_calls(struct rpc_client *c)
+/* Deadlines and slow calls.  Called locked; returns when next to look,
+ * and counts in *finished (if not NULL) the calls it ended. */
+static int64_t check_calls(struct rpc_client *c, int *finished)
 {
     int64_t now = now_ms(), next = INT64_MAX;
+    int ended = 0;
     for (struct call *k = c->calls; k; k = k->next) {
         if (k->done)
             continue;
         if (now >= k->deadline_ms) {
             complete(k, -ETIMEDOUT);
+            ended++;
             continue;
         }
-        if (c->cfg.retry_ms && now >= k->retry_at) {
+        if (k->blocked) {
+            send_call(c, k, T_CALL, now); /* room yet? */
+            if (k->blocked)
+                next = now + ROOM_RETRY_MS < next ? now + ROOM_RETRY_MS
+                                                  : next;
+        } else if (c->cfg.retry_ms && now >= k->retry_at) {
             send_call(c, k, T_CALL, now);
             k->retry_at = now + c->cfg.retry_ms;
         } else if (now >= k->status_at && k->sent > 0) {
@@ -668,7 +746,10 @@ static int64_t check_calls(struct rpc_client *c)
             say_hello(c, now);
             next = c->hello_at < next ? c->hello_at : next;
         }
+        ended += k->done; /* a send that failed for good */
     }
+    if (finished)
+        *finished = ended;
     return next;
 }
 
@@ -676,7 +757,7 @@ static int64_t check_calls(struct rpc_client *c)
  * at most.  Called locked; drops the lock while waiting. */
 static void receive_once(struct rpc_client *c, int64_t until_ms)
 {
-    int64_t next = check_calls(c);
+    int64_t next = check_calls(c, NULL);
     if (until_ms < next)
         next = until_ms;
     c->receiving = 1;
@@ -687,14 +768,15 @@ static void receive_once(struct rpc_client *c, int64_t until_ms)
     int r = rmsg_recv(c->ep, &from, &msg, &len, timeout_left(next));
     pthread_mutex_lock(&c->lock);
     c->receiving = 0;
-    if (r == 0 && amo_message_type(msg, len) == T_REPLY)
+    if (r == 0 && amo_message_type(msg, len) == T_REPLY &&
+        UDP_SameAddr(&from, &c->server))
         on_reply(c, msg, len);
     else if (r == 0)
-        free(msg);
+        free(msg); /* not a reply, or not from the server */
     struct rmsg_event ev;
     while (rmsg_failure(c->ep, &ev) == 0)
         on_failure(c, &ev);
-    check_calls(c);
+    check_calls(c, NULL);
     pthread_cond_broadcast(&c->changed);
 }
 
@@ -782,9 +864,22 @@ static int wait_for(struct rpc_client *c, int64_t id, int64_t *got,
             receive_once(c, until);
             continue;
         }
+        /* Another thread receives, on a timeout it chose before this
+         * call may have existed: deadlines (and sends waiting for room)
+         * are kept from here as well. */
+        int ended;
+        int64_t next = check_calls(c, &ended), t = now_ms();
+        if (ended > 0) { /* this one perhaps; other waiters' perhaps */
+            pthread_cond_broadcast(&c->changed);
+            continue;
+        }
+        if (next > until)
+            next = until;
+        if (next <= t)
+            continue;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t wait = until == INT64_MAX ? 3600000 : until - now_ms();
+        int64_t wait = next == INT64_MAX ? 3600000 : next - t;
         ts.tv_sec += wait / 1000;
         ts.tv_nsec += wait % 1000 * 1000000;
         if (ts.tv_nsec >= 1000000000) {

@@ -17,8 +17,9 @@
  *                risk running it twice (it may have run once)
  *   -EMSGSIZE    the request or the reply is larger than allowed: it did
  *                not run (request) or ran (reply too large to return)
- *   -EBUSY       the server has no room to remember another client (every
- *                remembered one has a call running): it did not run
+ *   -EBUSY       the server has no room to remember another client or
+ *                call (every remembered one has a call running, or
+ *                cache_bytes is held by calls running): it did not run
  *   -EPROTO      a reply that makes no sense (a broken or hostile server)
  *   -EINVAL, -ENOMEM
  *
@@ -62,7 +63,12 @@ struct rpc_config {
     uint32_t max_request;     /* bytes of arguments accepted / sent */
     uint32_t max_reply;       /* bytes of results accepted / sent */
     uint32_t cache_clients;   /* server: clients whose state is kept */
-    size_t cache_bytes;       /* server: bytes of replies kept */
+    size_t cache_bytes;       /* server: bytes of replies kept, each kept
+                                 call counting 64 bytes or so more for its
+                                 bookkeeping.  Past it go first whole
+                                 clients with nothing running, then the
+                                 oldest finished calls (a copy of one sent
+                                 again is refused, -ECONNABORTED) */
     uint32_t retry_ms;        /* client: 0 (default) sends each call once
                                  and relies on rmsg; > 0 also sends it again
                                  every retry_ms until its reply arrives, as
@@ -130,6 +136,9 @@ struct rpc_server_stats {
     uint64_t clients;        /* clients remembered now */
     uint64_t evicted;        /* clients whose state was discarded */
     uint64_t cache_bytes;    /* bytes of replies kept now */
+    uint64_t dropped_replies; /* finished calls forgotten, oldest first, to
+                                 keep a client within cache_bytes; a copy
+                                 of one sent again is refused */
 };
 
 void rpc_server_stats(struct rpc_server *s, struct rpc_server_stats *st);

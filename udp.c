@@ -653,6 +653,36 @@ static void loopback(int family, int port, struct udp_addr *out)
     }
 }
 
+int UDP_SameAddr(const struct udp_addr *a, const struct udp_addr *b)
+{
+    if (a == NULL || b == NULL)
+        return 0;
+    struct sockaddr_storage x = a->ss, y = b->ss;
+    socklen_t xl = unmap_v4(&x, a->len), yl = unmap_v4(&y, b->len);
+    if (x.ss_family != y.ss_family)
+        return 0;
+    struct sockaddr_in x4, y4;
+    struct sockaddr_in6 x6, y6;
+    switch (x.ss_family) {
+    case AF_INET:
+        if (xl < sizeof(x4) || yl < sizeof(y4))
+            return 0;
+        memcpy(&x4, &x, sizeof(x4));
+        memcpy(&y4, &y, sizeof(y4));
+        return x4.sin_port == y4.sin_port &&
+               x4.sin_addr.s_addr == y4.sin_addr.s_addr;
+    case AF_INET6:
+        if (xl < sizeof(x6) || yl < sizeof(y6))
+            return 0;
+        memcpy(&x6, &x, sizeof(x6));
+        memcpy(&y6, &y, sizeof(y6));
+        return x6.sin6_port == y6.sin6_port &&
+               IN6_ARE_ADDR_EQUAL(&x6.sin6_addr, &y6.sin6_addr);
+    default:
+        return 0;
+    }
+}
+
 /* Resolves with getaddrinfo, taking the first answer of the preferred
  * family, or else the first IPv4 or IPv6 answer. */
 int UDP_Resolve(const char *host, int port, int family, struct udp_addr *out)

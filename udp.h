@@ -160,6 +160,11 @@ int UDP_OpenDual(int port, int family);
  * when the name does not resolve, ENOMEM). */
 int UDP_Resolve(const char *host, int port, int family, struct udp_addr *out);
 
+/* True when a and b name the same host and port: family, address and port
+ * compared, an IPv4 address and its IPv6 mapped form (::ffff:a.b.c.d)
+ * taken as one, everything else (flow labels, padding) ignored. */
+int UDP_SameAddr(const struct udp_addr *a, const struct udp_addr *b);
+
 /* Formats an address as "a.b.c.d:port" or "[v6]:port" into buf (always
  * NUL-terminated).  Returns buf. */
 char *UDP_AddrString(const struct udp_addr *a, char *buf, size_t cap);

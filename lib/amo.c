@@ -125,10 +125,20 @@ static void lru_push(struct amo *t, struct client *c)
     t->newest = c;
 }
 
+/* What a kept call costs the budget besides its reply's bytes. */
+#define ENTRY_COST sizeof(struct entry)
+
+/* Bytes counted against max_bytes: replies and their calls' bookkeeping. */
+static size_t budget_used(const struct amo *t)
+{
+    return t->bytes + t->entries * ENTRY_COST;
+}
+
 static void entry_free(struct amo *t, struct client *c, struct entry *e)
 {
     c->bytes -= e->len;
     t->bytes -= e->len;
+    t->entries--;
     free(e->reply);
     free(e);
 }
@@ -160,6 +170,44 @@ static int evict_one(struct amo *t, const struct client *keep)
             return 1;
         }
     return 0;
+}
+
+/* Forgets the finished call of c with the lowest number, reply and all,
+ * and moves c's floor above it: a copy of it sent again is refused from
+ * now on, never run again.  Returns 1 if there was one. */
+static int drop_oldest_call(struct amo *t, struct client *c)
+{
+    struct entry **oldest = NULL;
+    for (struct entry **pp = &c->calls; *pp; pp = &(*pp)->next)
+        if (!(*pp)->running && (oldest == NULL || (*pp)->call < (*oldest)->call))
+            oldest = pp;
+    if (oldest == NULL)
+        return 0;
+    struct entry *e = *oldest;
+    *oldest = e->next;
+    if (c->floor <= e->call)
+        c->floor = e->call + 1;
+    entry_free(t, c, e);
+    t->st.dropped_replies++;
+    return 1;
+}
+
+/* Brings the cache within max_bytes less `room`: whole clients with
+ * nothing running go first, least recently used first (never `keep`);
+ * then finished calls of `keep`, oldest first, then of the others.
+ * Returns 1 if it fits. */
+static int trim(struct amo *t, struct client *keep, size_t room)
+{
+    while (budget_used(t) + room > t->max_bytes) {
+        if (evict_one(t, keep) || (keep && drop_oldest_call(t, keep)))
+            continue;
+        struct client *c = t->oldest;
+        while (c && !drop_oldest_call(t, c))
+            c = c->newer;
+        if (c == NULL)
+            return 0;
+    }
+    return 1;
 }
 
 static struct client *client_find(struct amo *t, uint64_t id)
@@ -248,12 +296,6 @@ enum verdict amo_admit(struct amo *t, const struct call_header *h,
             return V_ANSWER;
         }
         c->floor = h->call;
-    } else if ((h->flags & F_RETRY) && h->call < c->floor) {
-        /* Sent before this state existed: it may have run with the state
-         * the server discarded, so it must not run now. */
-        t->st.refused++;
-        *status = REPLY_DISCARDED;
-        return V_ANSWER;
     }
     lru_unlink(t, c);
     lru_push(t, c);
@@ -263,6 +305,14 @@ enum verdict amo_admit(struct amo *t, const struct call_header *h,
     if (h->call < c->done_below)
         return V_IGNORE;
     struct entry *e = entry_find(c, h->call);
+    if (e == NULL && (h->flags & F_RETRY) && h->call < c->floor) {
+        /* Sent before, and below every call this state has seen (or kept):
+         * it may have run with state the server discarded, so it must not
+         * run now.  A call the state knows is answered as usual. */
+        t->st.refused++;
+        *status = REPLY_DISCARDED;
+        return V_ANSWER;
+    }
     if (h->type == T_STATUS) {
         *status = e ? REPLY_RUNNING : REPLY_UNKNOWN;
         t->st.in_progress += e && e->running;
@@ -279,10 +329,11 @@ enum verdict amo_admit(struct amo *t, const struct call_header *h,
         (*(e->running ? &t->st.waited : &t->st.cached_replies))++;
         return e->running ? V_WAIT : V_REPLY;
     }
-    if ((e = calloc(1, sizeof(*e))) == NULL) {
-        *status = REPLY_BUSY;
+    if (!trim(t, c, ENTRY_COST) || (e = calloc(1, sizeof(*e))) == NULL) {
+        *status = REPLY_BUSY; /* every byte is held by calls running */
         return V_ANSWER;
     }
+    t->entries++;
     e->call = h->call;
     e->running = 1;
     e->next = c->calls;
@@ -308,8 +359,7 @@ void amo_done(struct amo *t, struct client *c, struct entry *e,
     e->len = len;
     c->bytes += len;
     t->bytes += len;
-    while (t->bytes > t->max_bytes && evict_one(t, c))
-        ;
+    trim(t, c, 0); /* the reply has gone out already */
 }
 
 /* Forgets a call that was admitted but cannot be run after all (no

@@ -59,8 +59,10 @@ struct client {
     struct client *hash_next;
     struct client *older, *newer; /* least recently used order */
     uint64_t id, done_below;
-    uint64_t floor; /* the first call this state saw: a copy of an earlier
-                       call sent before may have run on state discarded
+    uint64_t floor; /* the first call this state saw, or just above the
+                       last one dropped to keep the cache in bounds: a
+                       copy of an earlier call sent before, that the state
+                       does not know, may have run on state discarded
                        since, and is refused */
     struct udp_addr addr; /* where replies go: the latest request's */
     struct entry *calls;
@@ -74,6 +76,7 @@ struct amo {
     uint32_t nbuckets, nclients, max_clients;
     struct client *oldest, *newest;
     size_t bytes, max_bytes;
+    size_t entries; /* calls kept, each costing ENTRY_COST of max_bytes */
     struct rpc_server_stats st;
 };
 
