@@ -609,7 +609,8 @@ static int config_ok(const struct rmsg_config *k)
            k->rto_min_us <= k->rto_max_us &&
            k->rto_initial_us >= k->rto_min_us &&
            k->rto_initial_us <= k->rto_max_us &&
-           k->recv_total >= k->recv_buffer && k->recv_buffer >= 65536;
+           k->recv_total >= k->recv_buffer && k->recv_buffer >= 65536 &&
+           k->msg_max >= 1; /* 0 on the wire means "not known yet" */
 }
 
 int rmsg_core_new(const struct rmsg_config *cfg, uint64_t seed,
@@ -881,15 +882,26 @@ static int evict_idle_peer(struct rmsg_core *c, rmsg_time now)
     return 1;
 }
 
-/* Takes up a relation set aside by evict_idle_peer when its peer sends on
- * it again.  Returns the peer, or NULL when there is no such tombstone. */
+/* The tombstone of the relation with `a` set aside by evict_idle_peer, or
+ * NULL. */
+static struct tomb *tomb_of(struct rmsg_core *c, const struct udp_addr *a)
+{
+    struct tomb *t = &c->tombs[addr_hash(c, a) & (c->nbuckets / 2 - 1)];
+    return t->used && addr_eq(&t->addr, a) ? t : NULL;
+}
+
+/* Takes up a relation set aside by evict_idle_peer, when its peer sends on
+ * it again (the datagram's cids match the tombstone's) or when this side
+ * has something to send it (dst_cid and src_cid 0: whatever the
+ * tombstone's).  Returns the peer, or NULL when there is no such
+ * tombstone. */
 static struct peer *peer_revive(struct rmsg_core *c,
                                 const struct udp_addr *from, uint32_t dst_cid,
                                 uint32_t src_cid, rmsg_time now)
 {
-    struct tomb *t = &c->tombs[addr_hash(c, from) & (c->nbuckets / 2 - 1)];
-    if (!t->used || t->my_cid != dst_cid || t->peer_cid != src_cid ||
-        !addr_eq(&t->addr, from))
+    struct tomb *t = tomb_of(c, from);
+    if (t == NULL || ((dst_cid | src_cid) != 0 &&
+                      (t->my_cid != dst_cid || t->peer_cid != src_cid)))
         return NULL;
     struct peer *p = peer_new(c, from, now);
     if (p == NULL)
@@ -1023,7 +1035,10 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     struct msg *m = msg_alloc(c, nfcrc * sizeof(uint32_t) + len);
     if (m == NULL)
         return -ENOMEM;
-    if (p == NULL && (p = peer_new(c, to, now)) == NULL) {
+    /* A relation set aside while idle is taken up again: a new one would
+     * look to the peer like a restart of this side. */
+    if (p == NULL && (p = peer_revive(c, to, 0, 0, now)) == NULL &&
+        (p = peer_new(c, to, now)) == NULL) {
         msg_release(c, m);
         return -ENOMEM;
     }
@@ -1139,6 +1154,15 @@ static struct frag *cut_fragment(struct rmsg_core *c, struct peer *p)
 /* Receiving: reassembly and delivery                                        */
 /* ------------------------------------------------------------------------ */
 
+/* The largest message taken from a peer: msg_max, but no more than
+ * recv_total, which has to hold it whole.  Peers are told it, and fail a
+ * larger message with -EMSGSIZE. */
+static uint32_t msg_max_accepted(const struct rmsg_core *c)
+{
+    return c->cfg.msg_max < c->cfg.recv_total ? c->cfg.msg_max
+                                              : (uint32_t)c->cfg.recv_total;
+}
+
 /* The window to advertise: free room in recv_buffer, in fragments. */
 static uint32_t recv_window(const struct rmsg_core *c, const struct peer *p)
 {
@@ -1223,7 +1247,7 @@ static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
         p->reassembling = 1;
         p->rlen = msg_len;
         p->rgot = 0;
-        p->discarding = msg_len > c->cfg.msg_max;
+        p->discarding = msg_len > msg_max_accepted(c);
         if (p->discarding) {
             p->st.refused++;
             c->st.refused++;
@@ -1319,7 +1343,10 @@ static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
         struct held *h = &p->rw[p->rcv_nxt & (p->rw_cap - 1)];
         if (h->payload == NULL)
             break;
-        if (consume(c, p, h->msg_len, h->off, h->payload, h->len, now) != 0) {
+        /* As for a fragment arriving in order: while the application has
+         * recv_buffer bytes unread, nothing more goes in. */
+        if (p->unread_bytes >= c->cfg.recv_buffer ||
+            consume(c, p, h->msg_len, h->off, h->payload, h->len, now) != 0) {
             /* The sender counts it as arrived (we said so) and will not
              * send it again: it must go in once memory is freed. */
             c->drain_pending = 1;
@@ -1361,15 +1388,20 @@ static void on_data(struct rmsg_core *c, struct peer *p,
         taken = -ENOBUFS;
     } else {
         /* A copy of this fragment may be held already: it arrived ahead of
-         * a gap and could not be taken when the gap filled.  This copy
-         * takes its place; left in the ring, the old one would be read one
-         * ring length later as another fragment. */
-        release_held(c, p, w->seq);
+         * a gap and could not be taken when the gap filled.  Once this copy
+         * is taken the held one goes (left in the ring, it would be read
+         * one ring length later as another fragment); while neither can
+         * be taken it stays, because the sender, told it arrived, will not
+         * send it again. */
         taken = consume(c, p, w->msg_len, w->frag_off, w->payload,
                         w->payload_len, now);
         if (taken == 0) {
+            release_held(c, p, w->seq);
             p->rcv_nxt++;
             drain_held(c, p, now);
+        } else if (p->held_count > 0 &&
+                   p->rw[w->seq & (p->rw_cap - 1)].payload != NULL) {
+            c->drain_pending = 1; /* taken when memory is freed */
         }
     }
     if (taken != 0) {
@@ -1832,10 +1864,11 @@ static void relation_reset(struct rmsg_core *c, struct peer *p, int error,
                            rmsg_time now, const char *why)
 {
     TRACE(c, now, &p->addr, "reset relation (%s)", why);
-    struct msg *unsent = NULL, *tail = p->sendq_tail;
+    struct msg *unsent = p->cutting, *tail = p->sendq_tail;
     size_t bytes = 0;
-    if (p->cutting && p->cutting->cut == 0 && !p->cutting->all_cut) {
-        unsent = p->cutting;
+    if (unsent && (unsent->cut > 0 || unsent->all_cut))
+        unsent = unsent->next; /* begun: it fails; those after it wait */
+    if (unsent) {
         struct msg **pp = &p->sendq, *prev = NULL;
         while (*pp != unsent) {
             prev = *pp;
@@ -2258,7 +2291,7 @@ static void fill_header(struct rmsg_core *c, struct peer *p,
     w->flags = WIRE_FLAG_ACK;
     w->ack = p->rcv_nxt;
     w->window = p->adv_wnd = recv_window(c, p);
-    w->max_msg = c->cfg.msg_max;
+    w->max_msg = msg_max_accepted(c);
     rmsg_time held = p->unacked_frags ? now - p->last_arrival : 0;
     w->ack_delay_us = held > UINT32_MAX ? UINT32_MAX : (uint32_t)held;
     if (p->held_count > 0 && room > 0)

@@ -47,7 +47,9 @@ typedef int64_t rmsg_time;
 #define RMSG_MSG_MAX_DEFAULT    (1u << 30)  /* 1 GiB */
 #define RMSG_WINDOW_DEFAULT     4096        /* fragments */
 #define RMSG_RECV_BUFFER_DEFAULT (16u << 20) /* bytes per peer */
-#define RMSG_RECV_TOTAL_DEFAULT (256u << 20) /* bytes for all peers */
+#define RMSG_RECV_TOTAL_DEFAULT ((1056u) << 20) /* bytes for all peers: a
+                                       message of msg_max, and two peers'
+                                       recv_buffer besides */
 #define RMSG_SEND_BUFFER_DEFAULT (16u << 20) /* bytes per peer */
 #define RMSG_PEERS_DEFAULT      1024
 #define RMSG_RTO_MIN_US         5000        /* 5 ms: a busy host may not
@@ -63,8 +65,10 @@ typedef int64_t rmsg_time;
  * change what you need. */
 struct rmsg_config {
     size_t datagram_max;    /* largest datagram sent, header included:
-                               96..65507 bytes */
-    uint32_t msg_max;       /* largest message accepted from peers, bytes */
+                               110..65507 bytes */
+    uint32_t msg_max;       /* largest message accepted from peers, bytes
+                               (at least 1); what a peer is told is at most
+                               recv_total, which has to hold it whole */
     uint32_t window;        /* fragments in flight per peer, and the most
                                the receiver buffers out of order (power of 2,
                                16..65536) */

@@ -143,7 +143,8 @@ static int invariants(struct run *r)
         }
         struct rmsg_stats st;
         rmsg_core_stats(c, NULL, &st);
-        if (st.memory > RMSG_RECV_TOTAL_DEFAULT) {
+        if (st.memory > (256u << 20)) { /* far below recv_total: the
+                                            scenarios' messages are small */
             snprintf(r->why, sizeof(r->why), "node %d holds %" PRIu64
                      " bytes", i, st.memory);
             return -1;

@@ -98,7 +98,7 @@
 /* ------------------------------------------------------------------------ */
 
 #define PORT_DEFAULT         5201
-#define DGRAM_MIN            96           /* rmsg's smallest datagram_max */
+#define DGRAM_MIN            110          /* rmsg's smallest datagram_max */
 #define DGRAM_MAX            65507        /* largest IPv4 UDP payload */
 #define SIZE_MAX_BYTES       (1ull << 30) /* rmsg's default msg_max: 1 GiB */
 #define BW_SIZE_DEFAULT      (1ull << 20)
