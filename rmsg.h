@@ -77,7 +77,14 @@ struct rmsg_config {
                                application, beyond which the advertised
                                window shrinks to zero */
     size_t recv_total;      /* all peers: bytes of reassembly and unread
-                               messages; fragments beyond it are dropped */
+                               messages; fragments beyond it are dropped.
+                               A limit, not an allocation: memory follows
+                               the bytes that arrive.  Several peers'
+                               large messages in progress at once can
+                               fill it together, and then wait for one
+                               another until their deadlines: make it at
+                               least as many largest messages as peers
+                               may send at once */
     size_t send_buffer;     /* per peer: the most bytes of messages queued
                                and not yet acknowledged, each counted 128
                                bytes larger for its bookkeeping, plus 4

@@ -7,8 +7,11 @@
  *
  *   build/examples/fault_preview drop=0.2,dup=0.1,seed=42 10
  *   1 sent
- *   2 dropped
+ *   2 sent
+ *   3 dropped
  *   ...
+ *   10 duplicated
+ *   total: 10 sent, 1 dropped, 1 duplicated, 0 corrupted, 0 reordered
  *
  * The udp layer's faults come from a seeded generator, drawn in a fixed
  * order for each datagram, so the same specification gives the same fate

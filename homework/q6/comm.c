@@ -97,11 +97,12 @@ UNUSED static int same_addr(const struct sockaddr_in *a,
 int comm_send(struct comm *c, const struct sockaddr_in *to, const void *msg,
               size_t len)
 {
-    /* TODO(student): refuse len > COMM_MSG_MAX with -EMSGSIZE; then,
-     * until every fragment is acknowledged: send new fragments while the
-     * window allows, send again those whose timer ran out, and sleep (in
-     * UDP_ReadTimeout) until the earliest timer or the next datagram.
-     * With a window of 1 this is question 4's stop and wait. */
+    /* TODO(student): "queue it, then wait for that message": queue it as
+     * comm_send_async does (behind whatever is queued already, so order
+     * is kept; -EMSGSIZE above COMM_MSG_MAX), then keep the protocol
+     * running (sending, resending, sleeping in UDP_ReadTimeout until the
+     * earliest timer or the next datagram) until this message is
+     * acknowledged. */
     (void)c;
     (void)to;
     (void)msg;
