@@ -32,6 +32,8 @@ struct sim {
     size_t nheap, capheap;
     struct sim_counts counts;
     uint8_t *buf;
+    sim_hook hook;
+    void *hook_arg;
 };
 
 uint64_t sim_rand(struct sim *s)
@@ -175,6 +177,12 @@ void sim_silence(struct sim *s, int node, int silent)
     s->silent[node] = silent;
 }
 
+void sim_set_hook(struct sim *s, sim_hook fn, void *arg)
+{
+    s->hook = fn;
+    s->hook_arg = arg;
+}
+
 /* Passes a datagram through the sender's bottleneck: returns when it has
  * left it, or -1 when the queue is full and it is dropped. */
 static rmsg_time bottleneck(struct sim *s, int from, size_t len)
@@ -199,6 +207,10 @@ static void transmit(struct sim *s, int from, int to, const uint8_t *d,
                      size_t len)
 {
     s->counts.sent++;
+    if (s->hook && s->hook(s->hook_arg, from, to, d, len) == 0) {
+        s->counts.dropped++;
+        return;
+    }
     rmsg_time left = bottleneck(s, from, len);
     if (left < 0)
         return;

@@ -2,7 +2,8 @@
  * simlink.h - a simulated network for driving protocol cores with a virtual
  * clock: nodes exchange datagrams over a link that loses, duplicates,
  * reorders, corrupts and delays them, all decided by one seeded generator,
- * so a run is a pure function of its seed.
+ * so a run is a pure function of its seed.  A test that needs one datagram
+ * lost or kept for later sets a hook that sees each of them.
  */
 #ifndef RMSG_SIMLINK_H
 #define RMSG_SIMLINK_H
@@ -40,6 +41,16 @@ rmsg_time sim_now(const struct sim *s);
 void sim_restart(struct sim *s, int node, uint64_t seed);
 /* Makes a node silent (it neither sends nor receives) until further notice. */
 void sim_silence(struct sim *s, int node, int silent);
+
+/* A hook that sees each datagram as it is put on the link, before the
+ * bottleneck and the faults: it returns 0 to drop the datagram (counted as
+ * dropped), anything else to let it go on.  It may keep a copy of the
+ * bytes, for instance to hand them to a core later (rmsg_core_input) as a
+ * late duplicate. */
+typedef int (*sim_hook)(void *arg, int from, int to, const uint8_t *d,
+                        size_t len);
+/* Sets the hook (fn NULL: none). */
+void sim_set_hook(struct sim *s, sim_hook fn, void *arg);
 
 /* Moves every core's output onto the link and delivers what is due, then
  * advances the clock to the next thing that will happen, but not beyond

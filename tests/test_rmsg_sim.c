@@ -20,6 +20,7 @@
 
 #include "simlink.h"
 #include "tests.h"
+#include "wire.h"
 
 enum { MAX_NODES = 6 };
 
@@ -567,6 +568,82 @@ static void test_reordering_learnt(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Driving a link by hand: what each node received and was told              */
+/* ------------------------------------------------------------------------ */
+
+/* Runs the link for `us` microseconds of virtual time. */
+static void run_for(struct sim *sim, rmsg_time us)
+{
+    rmsg_time end = sim_now(sim) + us;
+    while (sim_now(sim) < end)
+        sim_step(sim, end);
+}
+
+/* What a node has received, per sender: how many messages, and the
+ * lengths of the first eight. */
+struct inbox {
+    int n[MAX_NODES];
+    size_t len[MAX_NODES][8];
+};
+
+/* Takes every message waiting at node `at` into *in. */
+static void collect(struct sim *sim, int at, struct inbox *in)
+{
+    struct udp_addr from;
+    void *m;
+    size_t len;
+    while (rmsg_core_recv(sim_core(sim, at), &from, &m, &len) == 0) {
+        int i = sim_node_of(sim, &from);
+        free(m);
+        if (i < 0 || i >= MAX_NODES)
+            continue;
+        if (in->n[i] < 8)
+            in->len[i][in->n[i]] = len;
+        in->n[i]++;
+    }
+}
+
+/* The events a node has reported, oldest first (the first sixteen). */
+struct outcomes {
+    int n;
+    struct rmsg_event ev[16];
+};
+
+/* Takes every event waiting at node `at` into *o. */
+static void take_events(struct sim *sim, int at, struct outcomes *o)
+{
+    struct rmsg_event ev;
+    while (rmsg_core_event(sim_core(sim, at), &ev) == 0)
+        if (o->n < 16)
+            o->ev[o->n++] = ev;
+}
+
+/* What *o says of message `id`: 0 (acknowledged), its error, or 1 when
+ * nothing was reported. */
+static int outcome(const struct outcomes *o, int64_t id)
+{
+    for (int k = 0; k < o->n; k++)
+        if ((int64_t)o->ev[k].id == id)
+            return o->ev[k].error;
+    return 1;
+}
+
+/* Queues len bytes (all `fill`) from node `from` to node `to`, asking to be
+ * told the outcome.  Returns rmsg_core_send's result. */
+static int64_t send_notify(struct sim *sim, int from, int to, size_t len,
+                           uint8_t fill, rmsg_time deadline)
+{
+    uint8_t *b = malloc(len ? len : 1);
+    if (b == NULL)
+        return -ENOMEM;
+    memset(b, fill, len);
+    int64_t id = rmsg_core_send(sim_core(sim, from), sim_addr(sim, to), b,
+                                len, RMSG_NOTIFY, deadline, sim_now(sim));
+    free(b);
+    return id;
+}
+
+/* ------------------------------------------------------------------------ */
 /* A full peer table: idle relations set aside and taken up again            */
 /* ------------------------------------------------------------------------ */
 
@@ -821,6 +898,352 @@ static void test_idle_relations_evicted_and_revived(void)
     sim_free(sim);
 }
 
+/* A relation set aside while idle is taken up again by a send from this
+ * side too, not only by a datagram from the peer.  Node 0, with room for
+ * one relation, sets node 1's aside for node 2's; then nodes 0 and 1 send
+ * each other a message at the same moment.  Node 0's send used to start a
+ * new relation, which node 1, still holding the old one, took for a
+ * restart of node 0: it reset, and its own message failed with
+ * -ECONNRESET. */
+static void test_send_revives_set_aside_relation(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.max_peers = 1;
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(3, &cfg, &f, 42);
+    CU_ASSERT_EQUAL(exchange(sim, 1, 1), 1);
+    run_for(sim, 3000000);
+    CU_ASSERT_EQUAL(exchange(sim, 2, 1), 1);
+    run_for(sim, 3000000);
+    struct rmsg_stats st0, st1;
+    rmsg_core_stats(sim_core(sim, 0), NULL, &st0);
+    CU_ASSERT_EQUAL_FATAL(st0.evicted, 1);
+    int64_t to1 = send_notify(sim, 0, 1, 10, 3, RMSG_NEVER);
+    int64_t to0 = send_notify(sim, 1, 0, 10, 4, RMSG_NEVER);
+    CU_ASSERT(to1 > 0 && to0 > 0);
+    run_for(sim, 3000000);
+    struct inbox in0 = {0}, in1 = {0};
+    struct outcomes o0 = {0}, o1 = {0};
+    collect(sim, 0, &in0);
+    collect(sim, 1, &in1);
+    take_events(sim, 0, &o0);
+    take_events(sim, 1, &o1);
+    rmsg_core_stats(sim_core(sim, 0), NULL, &st0);
+    rmsg_core_stats(sim_core(sim, 1), NULL, &st1);
+    if (getenv("RMSG_SIM_VERBOSE") || st0.resets || st1.resets ||
+        outcome(&o1, to0) != 0)
+        fprintf(stderr, "\n  0->1: %d (%d received), 1->0: %d (%d received),"
+                " resets: node 0 %" PRIu64 ", node 1 %" PRIu64 "\n",
+                outcome(&o0, to1), in1.n[0], outcome(&o1, to0), in0.n[1],
+                st0.resets, st1.resets);
+    CU_ASSERT_EQUAL(outcome(&o0, to1), 0);
+    CU_ASSERT_EQUAL(outcome(&o1, to0), 0);
+    CU_ASSERT_EQUAL(in1.n[0], 1);
+    CU_ASSERT_EQUAL(in0.n[1], 1);
+    CU_ASSERT_EQUAL(st0.resets, 0);
+    CU_ASSERT_EQUAL(st1.resets, 0);
+    sim_free(sim);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Receive limits, held fragments and restarts                               */
+/* ------------------------------------------------------------------------ */
+
+/* A message larger than recv_total (200,000 bytes against 128 KiB, far
+ * below msg_max) could never be held whole for reassembly.  The receiver
+ * tells its peers the smaller of the two limits, so the sender fails it
+ * with -EMSGSIZE, and the receiver refuses it once without allocating for
+ * it.  It used to be sent again and again until its deadline
+ * (-ETIMEDOUT), while a partial buffer filled recv_total. */
+static void test_message_larger_than_recv_total(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.recv_buffer = 65536;
+    cfg.recv_total = 131072;
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(2, &cfg, &f, 3);
+    int64_t id = send_notify(sim, 0, 1, 200000, 1, sim_now(sim) + 30000000);
+    CU_ASSERT(id > 0);
+    struct inbox in = {0};
+    struct outcomes o = {0};
+    for (int s = 0; s < 35 && o.n == 0; s++) {
+        run_for(sim, 1000000);
+        collect(sim, 1, &in);
+        take_events(sim, 0, &o);
+    }
+    run_for(sim, 1000000);
+    collect(sim, 1, &in);
+    struct rmsg_stats st;
+    rmsg_core_stats(sim_core(sim, 1), NULL, &st);
+    if (getenv("RMSG_SIM_VERBOSE") || outcome(&o, id) != -EMSGSIZE ||
+        st.refused != 1 || st.memory != 0)
+        fprintf(stderr, "\n  outcome %d, receiver: refused %" PRIu64
+                ", memory %" PRIu64 "\n", outcome(&o, id), st.refused,
+                st.memory);
+    CU_ASSERT_EQUAL(outcome(&o, id), -EMSGSIZE);
+    CU_ASSERT_EQUAL(in.n[0], 0);
+    CU_ASSERT_EQUAL(st.refused, 1);
+    CU_ASSERT_EQUAL(st.memory, 0);
+    sim_free(sim);
+}
+
+/* The hook of test_held_fragment_kept: once armed, it loses the first
+ * copy of node 2's 10-byte message and keeps a copy of the first fragment
+ * of its 30,000-byte one. */
+struct late_copy {
+    int armed, lost;
+    uint8_t *copy;
+    size_t len;
+};
+
+/* The hook itself (see struct late_copy). */
+static int lose_and_keep(void *arg, int from, int to, const uint8_t *d,
+                         size_t len)
+{
+    struct late_copy *h = arg;
+    struct wire_packet w;
+    (void)to;
+    if (!h->armed || from != 2 || wire_decode(d, len, &w) != WIRE_OK ||
+        w.type != WIRE_DATA)
+        return 1;
+    if (w.msg_len == 10 && !h->lost) {
+        h->lost = 1;
+        return 0;
+    }
+    if (w.msg_len == 30000 && w.frag_off == 0 && h->copy == NULL) {
+        h->copy = malloc(len);
+        if (h->copy != NULL) {
+            memcpy(h->copy, d, len);
+            h->len = len;
+        }
+    }
+    return 1;
+}
+
+/* Runs the link for `seconds` of virtual time, node 0's application
+ * reading all the while. */
+static void read_for(struct sim *sim, int seconds, struct inbox *in)
+{
+    for (int s = 0; s < seconds; s++) {
+        collect(sim, 0, in);
+        run_for(sim, 1000000);
+    }
+    collect(sim, 0, in);
+}
+
+/* A fragment that arrived ahead of a gap is held and reported received
+ * (selectively acknowledged): its sender will not send it again.  Node 0
+ * has 128 KiB for all peers and 120 KB of node 1's messages unread, so
+ * when the gap before node 2's 30,000-byte message fills there is no room
+ * to reassemble it, and its held fragments wait.  A late copy of the first
+ * of them then arrives in order and cannot be taken either.  The held one
+ * must stay: it used to be freed, and everything from node 2 stalled for
+ * good.  Once the application reads, all of it arrives. */
+static void test_held_fragment_kept(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.recv_buffer = 65536;
+    cfg.recv_total = 131072;
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(3, &cfg, &f, 9);
+    struct late_copy h = {0};
+    sim_set_hook(sim, lose_and_keep, &h);
+    struct inbox in = {0};
+    CU_ASSERT(send_notify(sim, 2, 0, 1, 0, RMSG_NEVER) > 0);
+    run_for(sim, 100000);
+    collect(sim, 0, &in);
+    CU_ASSERT(send_notify(sim, 1, 0, 60000, 1, RMSG_NEVER) > 0);
+    CU_ASSERT(send_notify(sim, 1, 0, 60000, 2, RMSG_NEVER) > 0);
+    run_for(sim, 1000000);
+    h.armed = 1;
+    CU_ASSERT(send_notify(sim, 2, 0, 10, 3, RMSG_NEVER) > 0);
+    CU_ASSERT(send_notify(sim, 2, 0, 30000, 4, RMSG_NEVER) > 0);
+    run_for(sim, 300000);
+    /* The 10-byte message is in, sent again; the 30,000-byte one waits. */
+    struct rmsg_stats st;
+    CU_ASSERT_FATAL(h.lost && h.copy != NULL);
+    CU_ASSERT_FATAL(rmsg_core_stats(sim_core(sim, 0), sim_addr(sim, 2),
+                                    &st) == 0);
+    CU_ASSERT_EQUAL_FATAL(st.messages_received, 2);
+    CU_ASSERT_EQUAL_FATAL(rmsg_core_pending(sim_core(sim, 2)), 1);
+    rmsg_core_input(sim_core(sim, 0), sim_addr(sim, 2), h.copy, h.len,
+                    sim_now(sim));
+    run_for(sim, 100000);
+    read_for(sim, 5, &in);
+    CU_ASSERT(send_notify(sim, 2, 0, 20, 5, RMSG_NEVER) > 0);
+    read_for(sim, 5, &in);
+    rmsg_core_stats(sim_core(sim, 2), NULL, &st);
+    uint64_t pending = rmsg_core_pending(sim_core(sim, 2));
+    if (getenv("RMSG_SIM_VERBOSE") || in.n[2] != 4 || pending != 0)
+        fprintf(stderr, "\n  node 0 has %d of node 2's 4 messages and %d of "
+                "node 1's 2; node 2: %" PRIu64 " pending, %" PRIu64
+                " failed\n", in.n[2], in.n[1], pending, st.messages_failed);
+    CU_ASSERT_EQUAL(in.n[1], 2);
+    CU_ASSERT_EQUAL(in.n[2], 4);
+    CU_ASSERT_EQUAL(in.len[2][2], 30000);
+    CU_ASSERT_EQUAL(in.len[2][3], 20);
+    CU_ASSERT_EQUAL(pending, 0);
+    CU_ASSERT_EQUAL(st.messages_failed, 0);
+    free(h.copy);
+    sim_free(sim);
+}
+
+/* Receive-side memory node `at` holds now. */
+static uint64_t memory_of(struct sim *sim, int at)
+{
+    struct rmsg_stats st;
+    rmsg_core_stats(sim_core(sim, at), NULL, &st);
+    return st.memory;
+}
+
+/* Node 0 queues messages for node 1, whose application never reads: one
+ * per step of the link (a step goes on to the next event, 1 ms at most)
+ * until the queue is full, 4000 are queued or 200 s have gone by; then
+ * the link takes 2000 steps more of 10 ms at most.  Returns the most
+ * memory node 1 held after any step, and the largest message queued in
+ * *largest. */
+static uint64_t unread_peak(const struct rmsg_config *cfg,
+                            const struct sim_faults *f, uint64_t seed,
+                            size_t *largest)
+{
+    enum { MAX_SIZE = 200000 };
+    uint8_t *buf = calloc(1, MAX_SIZE);
+    CU_ASSERT_FATAL(buf != NULL);
+    struct sim *sim = sim_new(2, cfg, f, seed);
+    uint64_t peak = 0;
+    *largest = 0;
+    for (int k = 0; k < 4000 && sim_now(sim) < 200000000; k++) {
+        /* A third empty; of the rest, half under 2000 bytes. */
+        size_t len = sim_rand(sim) % 3 == 0
+                         ? 0
+                         : (size_t)(sim_rand(sim) % (MAX_SIZE + 1));
+        if (sim_rand(sim) % 2)
+            len %= 2000;
+        if (rmsg_core_send(sim_core(sim, 0), sim_addr(sim, 1), buf, len, 0,
+                           RMSG_NEVER, sim_now(sim)) == -ENOBUFS)
+            break;
+        if (len > *largest)
+            *largest = len;
+        sim_step(sim, sim_now(sim) + 1000);
+        if (memory_of(sim, 1) > peak)
+            peak = memory_of(sim, 1);
+    }
+    for (int k = 0; k < 2000; k++) {
+        sim_step(sim, sim_now(sim) + 10000);
+        if (memory_of(sim, 1) > peak)
+            peak = memory_of(sim, 1);
+    }
+    free(buf);
+    sim_free(sim);
+    return peak;
+}
+
+/* A receiver whose application stops reading holds at most recv_buffer
+ * bytes (unread messages and fragments out of order) plus the one message
+ * it is reassembling, over a link that loses, duplicates and reorders.
+ * Held fragments used to be drained into messages even with recv_buffer
+ * bytes unread, past that bound. */
+static void test_unread_memory_bounded(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.recv_buffer = 65536;
+    cfg.window = 256;
+    cfg.rto_initial_us = 100000;
+    struct sim_faults f = {.drop = 0.05, .dup = 0.05, .reorder = 0.2,
+                           .jitter_us = 5000, .delay_us = 1000};
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        size_t largest;
+        uint64_t peak = unread_peak(&cfg, &f, seed, &largest);
+        if (getenv("RMSG_SIM_VERBOSE") || peak > cfg.recv_buffer + largest)
+            fprintf(stderr, "\n  seed %" PRIu64 ": peak %" PRIu64 " bytes, "
+                    "bound %zu (recv_buffer + %zu)\n", seed, peak,
+                    cfg.recv_buffer + largest, largest);
+        CU_ASSERT(peak <= cfg.recv_buffer + largest);
+    }
+}
+
+/* msg_max 0 would go to peers as 0, which on the wire means "not known
+ * yet": they would never learn the limit, and all they sent but empty
+ * messages would be acknowledged and thrown away.  rmsg_core_new refuses
+ * it.  1, the smallest limit, is learnt like any other: a 1-byte message
+ * arrives, a 2-byte one is refused with -EMSGSIZE. */
+static void test_msg_max_at_least_one(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    cfg.msg_max = 0;
+    struct rmsg_core *c = NULL;
+    int rc = rmsg_core_new(&cfg, 1, &c);
+    if (getenv("RMSG_SIM_VERBOSE") || rc != -EINVAL)
+        fprintf(stderr, "\n  msg_max 0: rmsg_core_new returned %d\n", rc);
+    CU_ASSERT_EQUAL(rc, -EINVAL);
+    CU_ASSERT_PTR_NULL(c);
+    rmsg_core_free(c);
+    cfg.msg_max = 1;
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(2, &cfg, &f, 1);
+    struct inbox in = {0};
+    struct outcomes o = {0};
+    CU_ASSERT(send_notify(sim, 0, 1, 0, 0, RMSG_NEVER) > 0);
+    run_for(sim, 100000);
+    int64_t one = send_notify(sim, 0, 1, 1, 7, RMSG_NEVER);
+    CU_ASSERT(one > 0);
+    CU_ASSERT_EQUAL(send_notify(sim, 0, 1, 2, 7, RMSG_NEVER), -EMSGSIZE);
+    run_for(sim, 100000);
+    collect(sim, 1, &in);
+    take_events(sim, 0, &o);
+    CU_ASSERT_EQUAL(outcome(&o, one), 0);
+    CU_ASSERT_EQUAL(in.n[0], 2);
+    CU_ASSERT_EQUAL(in.len[0][1], 1);
+    sim_free(sim);
+}
+
+/* When a peer restarts, only the message partly sent may have partly
+ * arrived, so only it fails (-ECONNRESET); the two queued behind it, none
+ * of whose bytes went out, wait for the new relation and arrive.  They
+ * used to fail with it. */
+static void test_reset_fails_only_begun_message(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(2, &cfg, &f, 5);
+    struct inbox in = {0};
+    struct outcomes o = {0};
+    CU_ASSERT(send_notify(sim, 0, 1, 10, 0, RMSG_NEVER) > 0);
+    run_for(sim, 100000);
+    collect(sim, 1, &in);
+    take_events(sim, 0, &o);
+    int64_t big = send_notify(sim, 0, 1, 2000000, 1, RMSG_NEVER);
+    int64_t a = send_notify(sim, 0, 1, 100, 2, RMSG_NEVER);
+    int64_t b = send_notify(sim, 0, 1, 100, 3, RMSG_NEVER);
+    CU_ASSERT(big > 0 && a > 0 && b > 0);
+    run_for(sim, 1000);
+    struct rmsg_stats st;
+    rmsg_core_stats(sim_core(sim, 0), NULL, &st);
+    CU_ASSERT_FATAL(st.in_flight > 0); /* the big one is begun */
+    sim_restart(sim, 1, 99);
+    run_for(sim, 3000000);
+    collect(sim, 1, &in);
+    take_events(sim, 0, &o);
+    if (getenv("RMSG_SIM_VERBOSE") || outcome(&o, a) != 0 ||
+        outcome(&o, b) != 0)
+        fprintf(stderr, "\n  outcomes: big %d, then %d and %d; node 1 "
+                "received %d\n", outcome(&o, big), outcome(&o, a),
+                outcome(&o, b), in.n[0]);
+    CU_ASSERT_EQUAL(outcome(&o, big), -ECONNRESET);
+    CU_ASSERT_EQUAL(outcome(&o, a), 0);
+    CU_ASSERT_EQUAL(outcome(&o, b), 0);
+    CU_ASSERT_EQUAL(in.n[0], 3); /* the first 10 bytes, then these two */
+    CU_ASSERT_EQUAL(in.len[0][1], 100);
+    CU_ASSERT_EQUAL(in.len[0][2], 100);
+    sim_free(sim);
+}
+
 int test_rmsg_sim_register(void)
 {
     CU_pSuite s = CU_add_suite("rmsg-sim", NULL, NULL);
@@ -847,7 +1270,19 @@ int test_rmsg_sim_register(void)
         !CU_add_test(s, "a message after a deadline's reset",
                      test_message_after_deadline_reset) ||
         !CU_add_test(s, "idle relations set aside and revived",
-                     test_idle_relations_evicted_and_revived))
+                     test_idle_relations_evicted_and_revived) ||
+        !CU_add_test(s, "a send takes up a relation set aside",
+                     test_send_revives_set_aside_relation) ||
+        !CU_add_test(s, "a message larger than recv_total: -EMSGSIZE",
+                     test_message_larger_than_recv_total) ||
+        !CU_add_test(s, "a held fragment kept while memory is short",
+                     test_held_fragment_kept) ||
+        !CU_add_test(s, "an unread receiver's memory bounded",
+                     test_unread_memory_bounded) ||
+        !CU_add_test(s, "msg_max at least 1",
+                     test_msg_max_at_least_one) ||
+        !CU_add_test(s, "a reset fails only the message begun",
+                     test_reset_fails_only_begun_message))
         return -1;
     return 0;
 }
