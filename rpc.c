@@ -676,6 +676,8 @@ static void on_reply(struct rpc_client *c, void *msg, size_t len)
         k->status_at = now_ms() + RPC_STATUS_INTERVAL_MS;
     } else if (h.status == REPLY_UNKNOWN) {
         send_call(c, k, T_CALL, now_ms()); /* lost with a relation: again */
+    } else if (h.status >= 0 && len - body > c->cfg.max_reply) {
+        complete(k, -EMSGSIZE); /* it ran; its results are over our limit */
     } else if (h.status >= 0) {
         complete(k, h.status);
         if (len > body) {

@@ -1,7 +1,8 @@
 /*
  * test_rmsg.c - rmsg endpoints over real sockets on loopback: large
  * messages, pipelined sends with flush, injected faults, a dead peer, a
- * restarted peer, and garbage thrown at an endpoint.  Ephemeral ports only.
+ * restarted peer, garbage thrown at an endpoint, and an interrupted poll.
+ * Ephemeral ports only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -554,6 +555,66 @@ static void test_sender_wakes_poller(void)
     rmsg_close(b);
 }
 
+/* rmsg_poll blocked in another thread returns -EINTR once rmsg_interrupt
+ * is called, as every blocking call does (it returned 0, as if its time
+ * had run out), and so does a poll started while the flag is on; with
+ * the flag off again, a poll that runs out its time succeeds. */
+struct poller {
+    struct rmsg_endpoint *ep;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int started, done, result;
+};
+
+static void *poll_run(void *arg)
+{
+    struct poller *p = arg;
+    pthread_mutex_lock(&p->lock);
+    p->started = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    int r = rmsg_poll(p->ep, 1000);
+    pthread_mutex_lock(&p->lock);
+    p->result = r;
+    p->done = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static void test_poll_interrupted(void)
+{
+    struct poller p = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                       .cond = PTHREAD_COND_INITIALIZER};
+    CU_ASSERT_EQUAL_FATAL(rmsg_open(0, NULL, &p.ep), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, poll_run, &p);
+    /* Once it polls, give it about 200 ms of its 1000 (a wait for "done"
+     * that should not come), then interrupt it. */
+    struct timespec ts;
+    pthread_mutex_lock(&p.lock);
+    while (!p.started)
+        pthread_cond_wait(&p.cond, &p.lock);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    while (!p.done && pthread_cond_timedwait(&p.cond, &p.lock, &ts) == 0)
+        ;
+    int early = p.done;
+    rmsg_interrupt(p.ep, 1);
+    pthread_mutex_unlock(&p.lock);
+    pthread_join(t, NULL);
+    CU_ASSERT_FALSE(early);
+    CU_ASSERT_EQUAL(p.result, -EINTR);
+    CU_ASSERT_EQUAL(rmsg_poll(p.ep, 1000), -EINTR);
+    rmsg_interrupt(p.ep, 0);
+    CU_ASSERT_EQUAL(rmsg_poll(p.ep, 10), 0);
+    rmsg_close(p.ep);
+}
+
 /* An endpoint that validates addresses (a server on a fixed port does by
  * default) costs a new peer one RETRY and nothing else; one opened on an
  * ephemeral port does not validate unless told to. */
@@ -648,7 +709,8 @@ int test_rmsg_register(void)
         !CU_add_test(s, "waiting is cheap", test_waiting_is_cheap) ||
         !CU_add_test(s, "a sender wakes a blocked receiver",
                      test_sender_wakes_poller) ||
-        !CU_add_test(s, "address validation", test_address_validation))
+        !CU_add_test(s, "address validation", test_address_validation) ||
+        !CU_add_test(s, "rmsg_poll interrupted", test_poll_interrupted))
         return -1;
     return 0;
 }
