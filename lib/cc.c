@@ -189,17 +189,6 @@ static void update_mode(struct cc *cc, const struct cc_sample *rs,
 static void update_pacing(struct cc *cc, uint32_t srtt_us)
 {
     uint64_t rate;
-    /* The first rate is the initial window's per round trip, whatever bw
-     * the first acknowledgment brought: that sample is most likely a lone
-     * request (the application's pace, not the path's), and in STARTUP
-     * the rate would never have come back up from it faster than its own
-     * gain per round, each round as long as that slow pace makes it.
-     * Before a round trip is measured there is no such rate: a guess
-     * (Linux takes 1 ms) would hold STARTUP's pacing at or above it, which
-     * overran the simulated bottlenecks. */
-    if (cc->pacing_rate == 0 && srtt_us > 0)
-        cc->pacing_rate = cc->cwnd * 1000000 / srtt_us * cc->pacing_gain /
-                          UNIT;
     if (cc->bw > 0)
         rate = cc->bw * cc->pacing_gain / UNIT;
     else if (srtt_us > 0)

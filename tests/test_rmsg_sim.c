@@ -809,65 +809,6 @@ static void test_large_buffers_huge_pages(void)
     sim_free(sim);
 }
 
-/* A relation's first message is a lone request, over a 40 ms round trip:
- * the first rate sample is its 86 bytes a round trip, the application's
- * pace.  A bulk message after it must start at the initial window's rate
- * (32 datagrams a round trip), not at that sample's 8 KB/s: from there
- * STARTUP's gain per round took an rpc client's first large calls over a
- * second on loopback.  Node 0 asks, node 1 answers, then node 0 sends
- * 4 MiB: about 8 round trips of slow start (300 ms; 630 ms from the slow
- * sample).  Without address validation: with it, the request is sent twice
- * and Karn's rule leaves its round trip unsampled, and the first rate is
- * then still the sample's (see update_pacing in lib/cc.c). */
-static void test_bulk_after_a_lone_request(void)
-{
-    {
-        struct rmsg_config cfg;
-        rmsg_config_default(&cfg);
-        cfg.validate = 0; /* no RETRY: the request's round trip is sampled */
-        struct sim_faults f = {.delay_us = 20000};
-        struct sim *sim = sim_new(2, &cfg, &f, 3);
-        uint8_t b[40] = {0};
-        CU_ASSERT(rmsg_core_send(sim_core(sim, 0), sim_addr(sim, 1), b,
-                                 sizeof(b), 0, RMSG_NEVER, sim_now(sim)) > 0);
-        CU_ASSERT_EQUAL(await_message(sim, 1), (long)sizeof(b));
-        CU_ASSERT(rmsg_core_send(sim_core(sim, 1), sim_addr(sim, 0), b, 24,
-                                 0, RMSG_NEVER, sim_now(sim)) > 0);
-        CU_ASSERT_EQUAL(await_message(sim, 0), 24);
-        while (rmsg_core_pending(sim_core(sim, 0)) > 0)
-            sim_step(sim, sim_now(sim) + 1000); /* the request acknowledged */
-        struct rmsg_stats st;
-        rmsg_core_stats(sim_core(sim, 0), sim_addr(sim, 1), &st);
-        CU_ASSERT_FATAL(st.srtt_us > 0);
-        uint64_t initial = 32ull * 1400 * 1000000 / st.srtt_us; /* B/s */
-        size_t size = 4u << 20;
-        uint8_t *big = calloc(1, size);
-        CU_ASSERT_FATAL(big != NULL);
-        rmsg_time t0 = sim_now(sim);
-        CU_ASSERT(rmsg_core_send(sim_core(sim, 0), sim_addr(sim, 1), big,
-                                 size, 0, RMSG_NEVER, t0) > 0);
-        void *m = NULL;
-        size_t len = 0;
-        struct udp_addr from;
-        while (rmsg_core_recv(sim_core(sim, 1), &from, &m, &len) != 0 &&
-               sim_now(sim) - t0 < 60000000)
-            sim_step(sim, sim_now(sim) + 1000);
-        rmsg_time took = sim_now(sim) - t0;
-        if (getenv("RMSG_SIM_VERBOSE") || st.pacing_rate < initial ||
-            took > 450000)
-            fprintf(stderr, "\n  srtt %u us, pacing %" PRIu64 " B/s "
-                    "(initial window's %" PRIu64 "); 4 MiB took %lld ms\n",
-                    st.srtt_us, st.pacing_rate, initial,
-                    (long long)(took / 1000));
-        CU_ASSERT(st.pacing_rate >= initial);
-        CU_ASSERT_EQUAL(len, size);
-        CU_ASSERT(took <= 450000);
-        free(m);
-        free(big);
-        sim_free(sim);
-    }
-}
-
 /* A message whose deadline passed ends the relation on the sender's side
  * only; the receiver, alive again, still has the old one.  The next
  * message starts a new relation, which the receiver challenges: the
@@ -1326,8 +1267,6 @@ int test_rmsg_sim_register(void)
                      test_random_loss_not_congestion) ||
         !CU_add_test(s, "requests and replies not held back by pacing",
                      test_request_reply_not_paced) ||
-        !CU_add_test(s, "bulk after a lone request",
-                     test_bulk_after_a_lone_request) ||
         !CU_add_test(s, "a message after a deadline's reset",
                      test_message_after_deadline_reset) ||
         !CU_add_test(s, "idle relations set aside and revived",
