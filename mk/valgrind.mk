@@ -1,6 +1,6 @@
 # The CUnit suites under valgrind's memcheck: no leak, no error.
 #
-#   make valgrind                  every suite, every seed: about 3 minutes
+#   make valgrind                  every suite, every seed: about 7 minutes
 #                                  on an idle 2-core machine
 #   make valgrind VALGRIND_SEEDS=1 the simulations replay one seed each
 #                                  (RMSG_SIM_SEED): about 1 minute
