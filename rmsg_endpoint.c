@@ -575,10 +575,12 @@ static int try_queue(struct rmsg_endpoint *ep, void *arg)
     return q->result != -ENOBUFS;
 }
 
-/* Queues a message, waiting for room in the peer's queue until deadline. */
-static int64_t queue_message(struct rmsg_endpoint *ep, struct queue_try *q)
+/* Queues a message; with `wait`, waiting for room in the peer's queue
+ * until the deadline, else giving -ENOBUFS when it is full. */
+static int64_t queue_message(struct rmsg_endpoint *ep, struct queue_try *q,
+                             int wait)
 {
-    if (!try_queue(ep, q)) {
+    if (!try_queue(ep, q) && wait) {
         int r = drive(ep, q->deadline, try_queue, q);
         if (r != 0)
             return r;
@@ -606,7 +608,7 @@ int rmsg_send(struct rmsg_endpoint *ep, const struct udp_addr *to,
     rmsg_time deadline = deadline_of(ep, timeout_ms);
     struct queue_try q = {to, msg, len, RMSG_NOTIFY, deadline, 0};
     struct waiter w = {0};
-    int64_t id = queue_message(ep, &q);
+    int64_t id = queue_message(ep, &q, 1);
     if (id <= 0) {
         pthread_mutex_unlock(&ep->lock);
         return (int)id;
@@ -626,33 +628,31 @@ int rmsg_send(struct rmsg_endpoint *ep, const struct udp_addr *to,
     return r != 0 ? r : w.error;
 }
 
-int64_t rmsg_send_async(struct rmsg_endpoint *ep, const struct udp_addr *to,
-                        const void *msg, size_t len, int timeout_ms)
+/* rmsg_send_async (wait 1) and rmsg_send_nowait (wait 0). */
+static int64_t send_queued(struct rmsg_endpoint *ep, const struct udp_addr *to,
+                           const void *msg, size_t len, int timeout_ms,
+                           int wait)
 {
     if (ep == NULL || to == NULL)
         return -EINVAL;
     pthread_mutex_lock(&ep->lock);
     clock_read(ep);
     struct queue_try q = {to, msg, len, 0, deadline_of(ep, timeout_ms), 0};
-    int64_t id = queue_message(ep, &q);
+    int64_t id = queue_message(ep, &q, wait);
     pthread_mutex_unlock(&ep->lock);
     return id;
+}
+
+int64_t rmsg_send_async(struct rmsg_endpoint *ep, const struct udp_addr *to,
+                        const void *msg, size_t len, int timeout_ms)
+{
+    return send_queued(ep, to, msg, len, timeout_ms, 1);
 }
 
 int64_t rmsg_send_nowait(struct rmsg_endpoint *ep, const struct udp_addr *to,
                          const void *msg, size_t len, int timeout_ms)
 {
-    if (ep == NULL || to == NULL)
-        return -EINVAL;
-    pthread_mutex_lock(&ep->lock);
-    clock_read(ep);
-    struct queue_try q = {to, msg, len, 0, deadline_of(ep, timeout_ms), 0};
-    if (try_queue(ep, &q) && q.result > 0) {
-        flush_output(ep, ep->now);
-        kick(ep);
-    }
-    pthread_mutex_unlock(&ep->lock);
-    return q.result;
+    return send_queued(ep, to, msg, len, timeout_ms, 0);
 }
 
 static int nothing_pending(struct rmsg_endpoint *ep, void *arg)
