@@ -177,6 +177,17 @@ static void server_stop(struct server *sv)
     rpc_server_close(sv->s);
 }
 
+/* A client of the server on loopback (cfg NULL: defaults); the test
+ * stops if it cannot be opened. */
+static struct rpc_client *client_of(const struct server *sv,
+                                    const struct rpc_config *cfg)
+{
+    struct rpc_client *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv->s),
+                                          cfg, &c), 0);
+    return c;
+}
+
 /* incrementBy over rpc: returns the outcome, the new value in *v. */
 static int incr(struct rpc_client *c, uint32_t proc, uint32_t token,
                 int32_t by, int64_t *v, int timeout_ms)
@@ -689,8 +700,7 @@ static void test_long_call(void)
     struct server sv;
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 1, NULL), 0);
     struct long_call lc = {0};
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          NULL, &lc.c), 0);
+    lc.c = client_of(&sv, NULL);
     pthread_t t;
     pthread_create(&t, NULL, long_call_run, &lc);
     /* Hold the handler until the client has asked about it three times
@@ -735,9 +745,7 @@ static void test_reply_too_large(void)
     cfg.max_reply = 1000;
     struct server sv;
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 0, &cfg), 0);
-    struct rpc_client *c;
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          NULL, &c), 0);
+    struct rpc_client *c = client_of(&sv, NULL);
     static uint8_t big[2000];
     CU_ASSERT_EQUAL(rpc_call(c, P_ECHO, big, sizeof(big), NULL, NULL, 5000),
                     -EMSGSIZE);
@@ -878,8 +886,7 @@ static void test_calls_before_hello(void)
     struct server sv;
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 4, NULL), 0);
     struct two_waits tw = {0};
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          NULL, &tw.c), 0);
+    tw.c = client_of(&sv, NULL);
     tw.id[0] = rpc_call_async(tw.c, P_SLOW, "\0\0\0\1", 4, 10000);
     tw.id[1] = rpc_call_async(tw.c, P_SLOW, "\0\0\0\2", 4, 10000);
     CU_ASSERT(tw.id[0] > 0 && tw.id[1] > 0);
@@ -959,9 +966,7 @@ static void test_pipelined_large_calls(void)
     world_init(&w, 0);
     struct server sv;
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 0, NULL), 0);
-    struct rpc_client *c;
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          NULL, &c), 0);
+    struct rpc_client *c = client_of(&sv, NULL);
     uint8_t *m = malloc(PIPELINED_SIZE);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     for (size_t k = 0; k < PIPELINED_SIZE; k++)
@@ -996,8 +1001,7 @@ static void test_cache_bound_behind_slow_call(void)
     struct server sv;
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 2, &cfg), 0);
     struct caller slow = {.proc = P_SLOW, .timeout_ms = 10000};
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          NULL, &slow.c), 0);
+    slow.c = client_of(&sv, NULL);
     pthread_t t;
     pthread_create(&t, NULL, caller_run, &slow);
     CU_ASSERT(wait_inside(&w, 1, 5000));
@@ -1043,9 +1047,7 @@ static void reply_over_client_limit(uint32_t max_request)
     rpc_config_default(&cfg);
     cfg.max_request = max_request;
     cfg.max_reply = 1000;
-    struct rpc_client *c;
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          &cfg, &c), 0);
+    struct rpc_client *c = client_of(&sv, &cfg);
     void *reply = NULL;
     size_t len = 0;
     int r = rpc_call(c, P_BIG, "x", 1, &reply, &len, 3000);
@@ -1085,8 +1087,7 @@ static void test_deadline_while_another_receives(void)
     struct server sv;
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 4, NULL), 0);
     struct caller slow = {.proc = P_SLOW, .timeout_ms = -1};
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          NULL, &slow.c), 0);
+    slow.c = client_of(&sv, NULL);
     pthread_t t;
     pthread_create(&t, NULL, caller_run, &slow);
     CU_ASSERT(wait_inside(&w, 1, 5000)); /* its thread receives now */
@@ -1179,9 +1180,7 @@ static void test_request_over_server_limit(void)
     cfg.max_request = 100;
     struct server sv;
     CU_ASSERT_EQUAL_FATAL(server_start(&sv, &w, 0, 0, &cfg), 0);
-    struct rpc_client *c;
-    CU_ASSERT_EQUAL_FATAL(rpc_client_open("127.0.0.1", rpc_server_port(sv.s),
-                                          NULL, &c), 0);
+    struct rpc_client *c = client_of(&sv, NULL);
     static uint8_t args[10000];
     CU_ASSERT_EQUAL(rpc_call(c, P_ECHO, args, sizeof(args), NULL, NULL, 3000),
                     -EMSGSIZE);
