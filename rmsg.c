@@ -514,8 +514,10 @@ static void push_event(struct rmsg_core *c, const struct peer *p,
 static void want_huge_pages(void *buf, size_t len)
 {
 #ifdef MADV_HUGEPAGE
+    if (len < HUGE_BUFFER_BYTES)
+        return; /* before sysconf: most buffers are small */
     long page = sysconf(_SC_PAGESIZE);
-    if (len < HUGE_BUFFER_BYTES || page <= 0)
+    if (page <= 0)
         return;
     uintptr_t mask = (uintptr_t)page - 1;
     uintptr_t lo = (uintptr_t)buf & ~mask;
@@ -714,7 +716,11 @@ static void relation_start(struct rmsg_core *c, struct peer *p)
     p->peer_wnd = 16; /* until the peer says otherwise */
     p->peer_max_msg = 0;
     cc_init(&p->cc, c->mss, CC_INITIAL_DGRAMS);
-    p->pipe = p->delivered = p->app_limited = 0;
+    p->pipe = p->delivered = 0;
+    /* Nothing has shown yet that the application keeps the path busy:
+     * the samples of the first fragments sent (a hello, a lone request)
+     * are limited by the application until the first is delivered. */
+    p->app_limited = 1;
     p->delivered_time = p->first_sent_time = p->pace_at = 0;
     p->lost = 0;
     p->have_rtt = 0;

@@ -23,7 +23,7 @@ void cc_init(struct cc *cc, uint32_t mss, uint32_t initial_dgrams)
     cc->mss = mss;
     cc->pacing_gain = GAIN_HIGH;
     cc->cwnd_gain = GAIN_HIGH;
-    cc->cwnd = (uint64_t)mss * initial_dgrams;
+    cc->cwnd = cc->initial_cwnd = (uint64_t)mss * initial_dgrams;
     cc->probe_rtt_end = RMSG_NEVER;
 }
 
@@ -56,6 +56,7 @@ static int update_round(struct cc *cc, const struct cc_sample *rs)
     cc->next_round_delivered = rs->delivered;
     cc->round++;
     cc->bw_round[cc->round % CC_BW_ROUNDS] = 0;
+    cc->path_round[cc->round % CC_BW_ROUNDS] = 0;
     return 1;
 }
 
@@ -66,13 +67,18 @@ static void update_bw(struct cc *cc, const struct cc_sample *rs)
      * the estimate. */
     if (rs->rate == 0 || (rs->app_limited && rs->rate < cc->bw))
         return;
-    uint64_t *slot = &cc->bw_round[cc->round % CC_BW_ROUNDS];
-    if (rs->rate > *slot)
-        *slot = rs->rate;
+    int i = (int)(cc->round % CC_BW_ROUNDS);
+    if (rs->rate > cc->bw_round[i])
+        cc->bw_round[i] = rs->rate;
+    if (!rs->app_limited)
+        cc->path_round[i] = 1;
     cc->bw = 0;
-    for (int i = 0; i < CC_BW_ROUNDS; i++)
+    cc->path_known = 0;
+    for (i = 0; i < CC_BW_ROUNDS; i++) {
         if (cc->bw_round[i] > cc->bw)
             cc->bw = cc->bw_round[i];
+        cc->path_known |= cc->path_round[i];
+    }
 }
 
 /* STARTUP ends when three rounds in a row did not raise bw by 25%. */
@@ -183,21 +189,35 @@ static void update_mode(struct cc *cc, const struct cc_sample *rs,
         probe_rtt(cc, rs, now);
 }
 
-/* Pacing follows bw times the mode's gain.  Before bw is known, the
- * initial window per smoothed round trip, at startup gain; while in
- * STARTUP the rate only rises, so one slow sample cannot stall it. */
+/* Pacing follows bw times the mode's gain; while in STARTUP that rate only
+ * rises, so one slow sample cannot stall it.
+ *
+ * Until a sample the application did not limit has measured the path,
+ * bw is at most what the application offered: a lone request, a hello
+ * and its answer.  Paced at that, a transfer that follows starts at a
+ * trickle (a first exchange that waited 30 ms for a busy receiver once
+ * sent 1 MiB calls a fragment per 130 ms) and takes many slow rounds to
+ * climb.  So until then the rate is at least the initial window per
+ * smoothed round trip, at the mode's gain.  It is not a floor: the first
+ * rate measured on the path replaces it, higher or lower, so a slow link
+ * is not overrun for longer than that first window. */
 static void update_pacing(struct cc *cc, uint32_t srtt_us)
 {
-    uint64_t rate;
-    if (cc->bw > 0)
-        rate = cc->bw * cc->pacing_gain / UNIT;
-    else if (srtt_us > 0)
-        rate = cc->cwnd * 1000000 / srtt_us * cc->pacing_gain / UNIT;
-    else
+    int measured = cc->bw > 0 && cc->path_known;
+    uint64_t rate = cc->bw * cc->pacing_gain / UNIT;
+    if (!measured && srtt_us > 0) {
+        uint64_t seed =
+            cc->initial_cwnd * 1000000 / srtt_us * cc->pacing_gain / UNIT;
+        if (seed > rate)
+            rate = seed;
+    }
+    if (rate == 0)
         return;
-    if (cc->mode == CC_STARTUP && rate < cc->pacing_rate)
+    if (cc->mode == CC_STARTUP && measured && cc->paced_by_path &&
+        rate < cc->pacing_rate)
         return;
     cc->pacing_rate = rate;
+    cc->paced_by_path = measured;
 }
 
 static void update_cwnd(struct cc *cc, const struct cc_sample *rs)

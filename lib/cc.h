@@ -21,6 +21,11 @@
  * acknowledgment told it (a "rate sample") and the times, and reads back
  * the window and the pacing rate.  All sizes are bytes on the wire.
  *
+ * Before any sample the application did not limit has measured the path
+ * (a new relation, or one that has only carried requests and replies),
+ * the sender paces at least at the initial window per round trip; the
+ * first measured rate replaces that, higher or lower.
+ *
  * Modes, as BBR has them:
  *   STARTUP   doubles the rate every round trip (gain 2.89) until bw stops
  *             growing by a quarter for three rounds;
@@ -62,6 +67,11 @@ struct cc {
     uint32_t mss;               /* bytes of one full datagram */
     uint64_t bw;                /* bytes/s, max of bw_round[] */
     uint64_t bw_round[CC_BW_ROUNDS];
+    uint8_t path_round[CC_BW_ROUNDS]; /* that round had a sample the
+                                         application did not limit */
+    int path_known;             /* some round of bw_round[] had one */
+    int paced_by_path;          /* pacing_rate came from such a bw */
+    uint64_t initial_cwnd;      /* bytes */
     uint64_t round, next_round_delivered;
     uint32_t min_rtt_us;        /* 0: not measured yet */
     rmsg_time min_rtt_at;
@@ -84,7 +94,8 @@ struct cc {
 void cc_init(struct cc *cc, uint32_t mss, uint32_t initial_dgrams);
 
 /* Folds in what an acknowledgment reported.  srtt_us (0: unknown) sets the
- * pacing rate before bw has been measured. */
+ * pacing rate until a sample the application did not limit has measured
+ * the path. */
 void cc_on_ack(struct cc *cc, const struct cc_sample *rs, uint32_t srtt_us,
                rmsg_time now);
 
