@@ -73,12 +73,19 @@ static void update_bw(struct cc *cc, const struct cc_sample *rs)
     if (!rs->app_limited)
         cc->path_round[i] = 1;
     cc->bw = 0;
-    cc->path_known = 0;
-    for (i = 0; i < CC_BW_ROUNDS; i++) {
+    for (i = 0; i < CC_BW_ROUNDS; i++)
         if (cc->bw_round[i] > cc->bw)
             cc->bw = cc->bw_round[i];
-        cc->path_known |= cc->path_round[i];
-    }
+}
+
+/* Whether a round the bw filter still covers had a sample the application
+ * did not limit: bw then tells something of the path. */
+static int path_measured(const struct cc *cc)
+{
+    for (int i = 0; i < CC_BW_ROUNDS; i++)
+        if (cc->path_round[i])
+            return cc->bw > 0;
+    return 0;
 }
 
 /* STARTUP ends when three rounds in a row did not raise bw by 25%. */
@@ -203,7 +210,7 @@ static void update_mode(struct cc *cc, const struct cc_sample *rs,
  * is not overrun for longer than that first window. */
 static void update_pacing(struct cc *cc, uint32_t srtt_us)
 {
-    int measured = cc->bw > 0 && cc->path_known;
+    int measured = path_measured(cc);
     uint64_t rate = cc->bw * cc->pacing_gain / UNIT;
     if (!measured && srtt_us > 0) {
         uint64_t seed =

@@ -69,7 +69,6 @@ struct cc {
     uint64_t bw_round[CC_BW_ROUNDS];
     uint8_t path_round[CC_BW_ROUNDS]; /* that round had a sample the
                                          application did not limit */
-    int path_known;             /* some round of bw_round[] had one */
     int paced_by_path;          /* pacing_rate came from such a bw */
     uint64_t initial_cwnd;      /* bytes */
     uint64_t round, next_round_delivered;
