@@ -46,6 +46,17 @@ void rpc_enc_init_fixed(struct rpc_enc *e, void *buf, size_t cap)
     *e = (struct rpc_enc){.buf = buf, .cap = cap, .limit = cap, .fixed = 1};
 }
 
+void rpc_enc_init_buffer(struct rpc_enc *e, void *buf, size_t cap,
+                         size_t limit)
+{
+    rpc_enc_init(e, limit);
+    if (buf == NULL || cap == 0)
+        return; /* no buffer: the heap from the first put */
+    e->buf = buf;
+    e->cap = cap < e->limit ? cap : e->limit;
+    e->fixed = 2;
+}
+
 void rpc_enc_free(struct rpc_enc *e)
 {
     if (e == NULL)
@@ -121,9 +132,16 @@ static inline int reserve(struct rpc_enc *e, size_t n)
         cap *= 2;
     if (cap > e->limit)
         cap = e->limit;
-    uint8_t *buf = realloc(e->buf, cap);
-    if (buf == NULL) /* the old buffer is still ours */
-        return enc_fail(e, -ENOMEM);
+    uint8_t *buf;
+    if (e->fixed) { /* the caller's buffer (rpc_enc_init_buffer) is left */
+        if ((buf = malloc(cap)) == NULL)
+            return enc_fail(e, -ENOMEM);
+        if (e->len > 0)
+            memcpy(buf, e->buf, e->len);
+        e->fixed = 0;
+    } else if ((buf = realloc(e->buf, cap)) == NULL) {
+        return enc_fail(e, -ENOMEM); /* the old buffer is still ours */
+    }
     e->buf = buf;
     e->cap = cap;
     return 0;

@@ -77,7 +77,8 @@ struct rpc_enc {
     size_t cap;   /* bytes allocated */
     size_t limit; /* most bytes len may reach */
     int err;      /* 0, or the first error (sticky) */
-    int fixed;    /* buf is the caller's (rpc_enc_init_fixed) */
+    int fixed;    /* buf is the caller's: 1 for good (rpc_enc_init_fixed),
+                     2 until the encoding outgrows it (rpc_enc_init_buffer) */
 };
 
 /* A decoder: a cursor over bytes the caller owns and keeps valid and
@@ -111,6 +112,16 @@ void rpc_enc_init(struct rpc_enc *e, size_t limit);
  * bounded encodings (a header) on a path where an allocation costs more
  * than the encoding. */
 void rpc_enc_init_fixed(struct rpc_enc *e, void *buf, size_t cap);
+
+/* Makes *e an empty encoder of at most limit bytes (0 or too large: as for
+ * rpc_enc_init) that starts in the caller's buffer of cap bytes and moves
+ * to a malloc'd one, copying what it holds, only when it outgrows it: a
+ * short encoding allocates nothing, a long one is not cut short.  The
+ * caller keeps buf; rpc_enc_free and rpc_enc_take behave as for
+ * rpc_enc_init_fixed while the bytes are still there, as for rpc_enc_init
+ * once they have moved. */
+void rpc_enc_init_buffer(struct rpc_enc *e, void *buf, size_t cap,
+                         size_t limit);
 
 /* Frees the buffer and empties *e (len 0, err 0, same limit), so it can be
  * used again.  e == NULL is a no-op. */

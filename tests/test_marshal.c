@@ -814,6 +814,62 @@ static void test_take_and_reuse(void)
     CU_ASSERT_PTR_NULL(e.buf);
 }
 
+/* An encoder that starts in the caller's buffer: short encodings stay
+ * there, a longer one moves to the heap with every byte, and the limit
+ * still holds. */
+static void test_encoder_buffer(void)
+{
+    uint8_t small[8];
+    struct rpc_enc e;
+    rpc_enc_init_buffer(&e, small, sizeof(small), 64);
+    CU_ASSERT_EQUAL(rpc_put_u32(&e, 0x01020304), 0);
+    CU_ASSERT_EQUAL(rpc_put_u32(&e, 0x05060708), 0);
+    CU_ASSERT_PTR_EQUAL(e.buf, small); /* exactly full: not moved */
+    CU_ASSERT(small[0] == 1 && small[7] == 8);
+    size_t len = 0;
+    uint8_t *m = rpc_enc_take(&e, &len); /* a copy: small stays ours */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT(m != small && len == 8 && m[0] == 1 && m[7] == 8);
+    free(m);
+    CU_ASSERT_PTR_EQUAL(e.buf, small);
+    CU_ASSERT(e.len == 0 && e.err == 0 && e.limit == 64);
+
+    /* Outgrowing it: the bytes so far move along. */
+    CU_ASSERT_EQUAL(rpc_put_u32(&e, 0x0a0b0c0d), 0);
+    CU_ASSERT_EQUAL(rpc_put_u64(&e, 0x1112131415161718ull), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e.buf);
+    CU_ASSERT(e.buf != small && e.len == 12 && e.cap <= 64);
+    CU_ASSERT(e.buf[0] == 0x0a && e.buf[3] == 0x0d && e.buf[4] == 0x11 &&
+              e.buf[11] == 0x18);
+    small[0] = 0xee; /* the encoder no longer reads it */
+    CU_ASSERT_EQUAL(e.buf[0], 0x0a);
+    uint8_t fill[52] = {0};
+    CU_ASSERT_EQUAL(rpc_put_raw(&e, fill, sizeof(fill)), 0); /* the limit */
+    CU_ASSERT_EQUAL(rpc_put_u8(&e, 0), -EMSGSIZE);
+    CU_ASSERT_EQUAL(e.len, 64);
+    rpc_enc_free(&e); /* frees the heap buffer (ASan would see a leak) */
+    CU_ASSERT_PTR_NULL(e.buf);
+
+    /* A buffer larger than the limit: the limit wins. */
+    uint8_t big[32];
+    rpc_enc_init_buffer(&e, big, sizeof(big), 4);
+    CU_ASSERT_EQUAL(rpc_put_u32(&e, 7), 0);
+    CU_ASSERT_EQUAL(rpc_put_u8(&e, 1), -EMSGSIZE);
+    CU_ASSERT_PTR_EQUAL(e.buf, big);
+    rpc_enc_free(&e);
+    CU_ASSERT_PTR_EQUAL(e.buf, big);
+    CU_ASSERT(e.len == 0 && e.err == 0);
+
+    /* No buffer: an ordinary encoder. */
+    rpc_enc_init_buffer(&e, NULL, 16, 0);
+    CU_ASSERT_EQUAL(e.limit, RPC_ENC_LIMIT_MAX);
+    CU_ASSERT_EQUAL(rpc_put_u16(&e, 0x1234), 0);
+    m = rpc_enc_take(&e, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT(len == 2 && m[0] == 0x12 && m[1] == 0x34);
+    free(m);
+}
+
 /* Every error has its own phrase; others get a generic one. */
 static void test_strerror(void)
 {
@@ -982,6 +1038,7 @@ int test_marshal_register(void)
         !CU_add_test(s, "encoder limit", test_encoder_limit) ||
         !CU_add_test(s, "encoder invalid", test_encoder_invalid) ||
         !CU_add_test(s, "take and reuse", test_take_and_reuse) ||
+        !CU_add_test(s, "encoder in a buffer", test_encoder_buffer) ||
         !CU_add_test(s, "strerror", test_strerror) ||
         !CU_add_test(s, "random inputs", test_random_inputs))
         return -1;
