@@ -2,7 +2,7 @@
  * rpc.c - remote procedure calls with at-most-once semantics over rmsg.
  *
  * Every rpc message is one rmsg message (reliable, ordered, any size) that
- * starts with a header, big-endian, encoded with rpc_marshal.h:
+ * starts with a header, big-endian (built and checked in lib/amo.c):
  *
  *   CALL   version u8 = 1, type u8 = 1, flags u16, proc u32, client u64,
  *          call u64, done_below u64, server u64, then the arguments
@@ -227,38 +227,48 @@ static void answer(struct rpc_server *s, const struct udp_addr *to,
         send_reply(s, to, buf, e.len);
 }
 
-/* A REPLY with a status and no results, for call `call`, in a malloc'd
- * buffer (NULL without memory). */
-static uint8_t *status_reply(struct rpc_server *s, uint64_t call,
-                             int32_t status, size_t *len)
+/* A reply is encoded on the stack when it is this short: a null call
+ * allocates nothing for its reply. */
+#define REPLY_ON_STACK 256
+
+/* Makes r an empty encoder for a reply, starting in buf. */
+static void reply_start(struct rpc_server *s, struct rpc_enc *r,
+                        uint8_t buf[REPLY_ON_STACK])
 {
-    struct rpc_enc e;
-    rpc_enc_init(&e, 0);
-    amo_put_reply(&e, &(struct reply_header){status, s->amo.incarnation,
-                                                call});
-    return rpc_enc_take(&e, len);
+    rpc_enc_init_buffer(r, buf, REPLY_ON_STACK,
+                        (size_t)s->cfg.max_reply + REPLY_HEADER);
 }
 
-/* Runs one call's handler and builds its REPLY message. */
-static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
+/* Replaces what r holds with a REPLY with a status and no results. */
+static void status_reply(struct rpc_server *s, struct rpc_enc *r,
+                         uint8_t buf[REPLY_ON_STACK], uint64_t call,
+                         int32_t status)
 {
-    struct rpc_enc e;
-    rpc_enc_init(&e, (size_t)s->cfg.max_reply + REPLY_HEADER);
-    amo_put_reply(&e, &(struct reply_header){0, s->amo.incarnation,
+    rpc_enc_free(r);
+    reply_start(s, r, buf);
+    amo_put_reply(r, &(struct reply_header){status, s->amo.incarnation,
+                                                call});
+}
+
+/* Runs one call's handler and builds its REPLY message in r. */
+static void run_handler(struct rpc_server *s, struct job *j,
+                        struct rpc_enc *r, uint8_t buf[REPLY_ON_STACK])
+{
+    reply_start(s, r, buf);
+    amo_put_reply(r, &(struct reply_header){0, s->amo.incarnation,
                                                 j->h.call});
     const uint8_t *args = (const uint8_t *)j->msg + j->body;
-    int status = j->proc->h(j->proc->arg, args, j->len - j->body, &e);
+    int status = j->proc->h(j->proc->arg, args, j->len - j->body, r);
     if (status < 0)
         status = REPLY_NOPROC;
-    if (e.err) { /* results over the limit (or no memory): say so */
-        rpc_enc_free(&e);
-        return status_reply(s, j->h.call, REPLY_TOO_LARGE, len);
+    if (r->err) { /* results over the limit (or no memory): say so */
+        status_reply(s, r, buf, j->h.call, REPLY_TOO_LARGE);
+        return;
     }
     /* The header went first so the results need no copy; its status field
      * (bytes 4 to 7) is filled in now that the handler has returned. */
     for (int k = 0; k < 4; k++)
-        e.buf[4 + k] = (uint8_t)((uint32_t)status >> (24 - 8 * k));
-    return rpc_enc_take(&e, len);
+        r->buf[4 + k] = (uint8_t)((uint32_t)status >> (24 - 8 * k));
 }
 
 /* Runs a job and records and sends its reply, then frees the job's
@@ -266,21 +276,20 @@ static uint8_t *run_handler(struct rpc_server *s, struct job *j, size_t *len)
  * Called without the lock. */
 static void run_job(struct rpc_server *s, struct job *j, int on_heap)
 {
-    size_t len = 0;
-    uint8_t *reply = run_handler(s, j, &len);
+    uint8_t buf[REPLY_ON_STACK];
+    struct rpc_enc r;
+    run_handler(s, j, &r, buf);
     pthread_mutex_lock(&s->lock);
     /* A kept call's reply goes where its client's latest request came
      * from (a duplicate may have come from a new address). */
     const struct udp_addr *to = j->client ? &j->client->addr : &j->to;
-    if (reply && send_reply(s, to, reply, len) == -EMSGSIZE) {
+    if (send_reply(s, to, r.buf, r.len) == -EMSGSIZE) {
         /* Larger than the client accepts: it ran, and its results cannot
          * be returned.  That is what the cache keeps, and says. */
-        free(reply);
-        reply = status_reply(s, j->h.call, REPLY_TOO_LARGE, &len);
-        if (reply)
-            send_reply(s, to, reply, len);
+        status_reply(s, &r, buf, j->h.call, REPLY_TOO_LARGE);
+        send_reply(s, to, r.buf, r.len);
     }
-    amo_done(&s->amo, j->client, j->entry, reply, len);
+    amo_done_enc(&s->amo, j->client, j->entry, &r);
     pthread_mutex_unlock(&s->lock);
     free(j->msg);
     if (on_heap)

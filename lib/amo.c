@@ -12,26 +12,69 @@
 /* Wire                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* The headers are fixed-size, so each is built (or checked) whole, a field
+ * at a time from a byte array, with one length check instead of one per
+ * field: every call and every reply goes through these. */
+
+/* Big-endian fields at fixed offsets. */
+static void store16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void store32(uint8_t *p, uint32_t v)
+{
+    store16(p, (uint16_t)(v >> 16));
+    store16(p + 2, (uint16_t)v);
+}
+
+static void store64(uint8_t *p, uint64_t v)
+{
+    store32(p, (uint32_t)(v >> 32));
+    store32(p + 4, (uint32_t)v);
+}
+
+static uint16_t load16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t load32(const uint8_t *p)
+{
+    return (uint32_t)load16(p) << 16 | load16(p + 2);
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+    return (uint64_t)load32(p) << 32 | load32(p + 4);
+}
+
+/* The layouts: see the top of rpc.c. */
 void amo_put_call(struct rpc_enc *e, const struct call_header *h)
 {
-    rpc_put_u8(e, AMO_VERSION);
-    rpc_put_u8(e, h->type);
-    rpc_put_u16(e, h->flags);
-    rpc_put_u32(e, h->proc);
-    rpc_put_u64(e, h->client);
-    rpc_put_u64(e, h->call);
-    rpc_put_u64(e, h->done_below);
-    rpc_put_u64(e, h->server);
+    uint8_t b[CALL_HEADER];
+    b[0] = AMO_VERSION;
+    b[1] = h->type;
+    store16(b + 2, h->flags);
+    store32(b + 4, h->proc);
+    store64(b + 8, h->client);
+    store64(b + 16, h->call);
+    store64(b + 24, h->done_below);
+    store64(b + 32, h->server);
+    rpc_put_raw(e, b, sizeof(b));
 }
 
 void amo_put_reply(struct rpc_enc *e, const struct reply_header *h)
 {
-    rpc_put_u8(e, AMO_VERSION);
-    rpc_put_u8(e, T_REPLY);
-    rpc_put_u16(e, 0);
-    rpc_put_i32(e, h->status);
-    rpc_put_u64(e, h->server);
-    rpc_put_u64(e, h->call);
+    uint8_t b[REPLY_HEADER];
+    b[0] = AMO_VERSION;
+    b[1] = T_REPLY;
+    store16(b + 2, 0);
+    store32(b + 4, (uint32_t)h->status);
+    store64(b + 8, h->server);
+    store64(b + 16, h->call);
+    rpc_put_raw(e, b, sizeof(b));
 }
 
 /* The type of an rpc message (0: not one), checking its version. */
@@ -47,42 +90,44 @@ int amo_message_type(const uint8_t *m, size_t len)
 int amo_get_call(const void *m, size_t len, struct call_header *h,
                            size_t *body)
 {
-    struct rpc_dec d;
-    uint8_t version;
-    rpc_dec_init(&d, m, len);
-    rpc_get_u8(&d, &version);
-    rpc_get_u8(&d, &h->type);
-    rpc_get_u16(&d, &h->flags);
-    rpc_get_u32(&d, &h->proc);
-    rpc_get_u64(&d, &h->client);
-    rpc_get_u64(&d, &h->call);
-    rpc_get_u64(&d, &h->done_below);
-    int err = rpc_get_u64(&d, &h->server);
-    if (err || version != AMO_VERSION || (h->type != T_CALL && h->type != T_STATUS) ||
+    if (len < CALL_HEADER)
+        return -EBADMSG;
+    const uint8_t *b = m;
+    uint8_t version = b[0];
+    h->type = b[1];
+    h->flags = load16(b + 2);
+    h->proc = load32(b + 4);
+    h->client = load64(b + 8);
+    h->call = load64(b + 16);
+    h->done_below = load64(b + 24);
+    h->server = load64(b + 32);
+    if (version != AMO_VERSION || (h->type != T_CALL && h->type != T_STATUS) ||
         (h->flags & ~F_RETRY) || h->client == 0 ||
         (h->call == 0 && h->type != T_STATUS)) /* STATUS 0: a hello */
         return -EBADMSG;
-    *body = d.off;
+    *body = CALL_HEADER;
     return 0;
 }
 
 int amo_get_reply(const void *m, size_t len, struct reply_header *h,
                             size_t *body)
 {
-    struct rpc_dec d;
-    uint8_t version, type;
-    uint16_t flags;
-    rpc_dec_init(&d, m, len);
-    rpc_get_u8(&d, &version);
-    rpc_get_u8(&d, &type);
-    rpc_get_u16(&d, &flags);
-    rpc_get_i32(&d, &h->status);
-    rpc_get_u64(&d, &h->server);
-    int err = rpc_get_u64(&d, &h->call);
-    if (err || version != AMO_VERSION || type != T_REPLY || flags != 0 ||
+    if (len < REPLY_HEADER)
+        return -EBADMSG;
+    const uint8_t *b = m;
+    uint8_t version = b[0], type = b[1];
+    uint16_t flags = load16(b + 2);
+    uint32_t status = load32(b + 4);
+    /* Two's complement by arithmetic: converting an unsigned value out of
+     * int32_t's range is implementation-defined. */
+    h->status = status < 0x80000000u ? (int32_t)status
+                                     : -(int32_t)(0xFFFFFFFFu - status) - 1;
+    h->server = load64(b + 8);
+    h->call = load64(b + 16);
+    if (version != AMO_VERSION || type != T_REPLY || flags != 0 ||
         h->status < REPLY_BUSY)
         return -EBADMSG;
-    *body = d.off;
+    *body = REPLY_HEADER;
     return 0;
 }
 
@@ -139,8 +184,27 @@ static void entry_free(struct amo *t, struct client *c, struct entry *e)
     c->bytes -= e->len;
     t->bytes -= e->len;
     t->entries--;
-    free(e->reply);
-    free(e);
+    if (e->reply != e->inline_reply)
+        free(e->reply);
+    if (t->nspare < AMO_SPARE) {
+        e->next = t->spare;
+        t->spare = e;
+        t->nspare++;
+    } else {
+        free(e);
+    }
+}
+
+/* A cleared entry: a spare one if there is one. */
+static struct entry *entry_new(struct amo *t)
+{
+    struct entry *e = t->spare;
+    if (e == NULL)
+        return calloc(1, sizeof(*e));
+    t->spare = e->next;
+    t->nspare--;
+    memset(e, 0, offsetof(struct entry, inline_reply));
+    return e;
 }
 
 static void client_free(struct amo *t, struct client *c)
@@ -329,7 +393,7 @@ enum verdict amo_admit(struct amo *t, const struct call_header *h,
         (*(e->running ? &t->st.waited : &t->st.cached_replies))++;
         return e->running ? V_WAIT : V_REPLY;
     }
-    if (!trim(t, c, ENTRY_COST) || (e = calloc(1, sizeof(*e))) == NULL) {
+    if (!trim(t, c, ENTRY_COST) || (e = entry_new(t)) == NULL) {
         *status = REPLY_BUSY; /* every byte is held by calls running */
         return V_ANSWER;
     }
@@ -362,6 +426,22 @@ void amo_done(struct amo *t, struct client *c, struct entry *e,
     trim(t, c, 0); /* the reply has gone out already */
 }
 
+void amo_done_enc(struct amo *t, struct client *c, struct entry *e,
+                  struct rpc_enc *r)
+{
+    if (c == NULL || e == NULL || r->len > ENTRY_INLINE) {
+        size_t len = 0;
+        uint8_t *reply = c && e ? rpc_enc_take(r, &len) : NULL;
+        rpc_enc_free(r);
+        amo_done(t, c, e, reply, len);
+        return;
+    }
+    memcpy(e->inline_reply, r->buf, r->len);
+    size_t len = r->len;
+    rpc_enc_free(r);
+    amo_done(t, c, e, e->inline_reply, len);
+}
+
 /* Forgets a call that was admitted but cannot be run after all (no
  * memory): the client will ask again and it runs then. */
 void amo_abandon(struct amo *t, struct client *c, struct entry *e)
@@ -378,5 +458,11 @@ void amo_free(struct amo *t)
 {
     while (t->oldest)
         client_free(t, t->oldest);
+    while (t->spare) {
+        struct entry *e = t->spare;
+        t->spare = e->next;
+        free(e);
+    }
+    t->nspare = 0;
     free(t->buckets);
 }

@@ -45,15 +45,25 @@ struct reply_header {
     uint64_t server, call;
 };
 
+/* A reply this short is kept in its entry, with no allocation of its own
+ * (a null call's is REPLY_HEADER bytes). */
+#define ENTRY_INLINE 40
+
 /* A call of one client that the server has run or is running. */
 struct entry {
     struct entry *next;
     uint64_t call;
     int running;
     int32_t status;
-    uint8_t *reply; /* the whole REPLY message, header included */
+    uint8_t *reply; /* the whole REPLY message, header included: inline,
+                       or malloc'd */
     size_t len;
+    uint8_t inline_reply[ENTRY_INLINE];
 };
+
+/* Entries freed are kept for the next calls, up to this many: a call that
+ * runs then costs no allocation for its bookkeeping. */
+#define AMO_SPARE 32
 
 struct client {
     struct client *hash_next;
@@ -77,6 +87,8 @@ struct amo {
     struct client *oldest, *newest;
     size_t bytes, max_bytes;
     size_t entries; /* calls kept, each costing ENTRY_COST of max_bytes */
+    struct entry *spare; /* freed entries for reuse, AMO_SPARE at most */
+    unsigned nspare;
     struct rpc_server_stats st;
 };
 
@@ -120,6 +132,12 @@ enum verdict amo_admit(struct amo *t, const struct call_header *h,
  * kept), then trims the cache to its byte budget. */
 void amo_done(struct amo *t, struct client *c, struct entry *e,
                      uint8_t *reply, size_t len);
+
+/* amo_done for a reply still in its encoder: a short one is copied into
+ * the entry, a long one's buffer taken (or copied, if it is the caller's).
+ * r is left empty. */
+void amo_done_enc(struct amo *t, struct client *c, struct entry *e,
+                  struct rpc_enc *r);
 
 /* Forgets a call that was admitted but cannot be run after all (no
  * memory): the client will ask again and it runs then. */
