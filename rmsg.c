@@ -2352,7 +2352,8 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
                      void *buf, size_t cap, rmsg_time now)
 {
     struct frag *f = &p->sw[seq & (p->sw_cap - 1)];
-    struct wire_packet w = {.type = WIRE_DATA};
+    struct wire_packet w;
+    wire_packet_clear(&w, WIRE_DATA);
     size_t used = WIRE_HEADER_BYTES + WIRE_DATA_BYTES + f->len;
     size_t fit = (c->cfg.datagram_max - used) / WIRE_SACK_BYTES;
     fill_header(c, p, &w, fit > WIRE_MAX_SACK ? WIRE_MAX_SACK : (int)fit,
@@ -2470,7 +2471,8 @@ static int peer_output(struct rmsg_core *c, struct peer *p, void *buf,
         return send_frag_noted(c, p, seq, buf, cap, now);
     note_app_limited(p);
     if (p->ack_now && p->peer_cid != 0) {
-        struct wire_packet w = {.type = WIRE_ACK};
+        struct wire_packet w;
+        wire_packet_clear(&w, WIRE_ACK);
         fill_header(c, p, &w, WIRE_MAX_SACK, now);
         p->st.acks_sent++;
         c->st.acks_sent++;

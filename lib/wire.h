@@ -97,6 +97,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "crc32c.h"
 
@@ -138,7 +139,6 @@ struct wire_packet {
     uint32_t window;
     uint32_t ack_delay_us;
     uint32_t max_msg;
-    struct wire_sack sack[WIRE_MAX_SACK];
     uint64_t token; /* with WIRE_FLAG_TOKEN */
     /* DATA */
     uint32_t seq;
@@ -153,7 +153,18 @@ struct wire_packet {
     uint32_t payload_crc;
     /* CHALLENGE, ECHO, RETRY */
     uint64_t cookie;
+    /* Last, so that wire_packet_clear can leave the blocks out: only the
+     * first nsack are ever read. */
+    struct wire_sack sack[WIRE_MAX_SACK];
 };
+
+/* Zeroes every field of *p but the SACK blocks, and sets its type: what a
+ * sender starts from, at an eighth of the cost of clearing it whole. */
+static inline void wire_packet_clear(struct wire_packet *p, uint8_t type)
+{
+    memset(p, 0, offsetof(struct wire_packet, sack));
+    p->type = type;
+}
 
 /* Why a datagram was refused. */
 enum wire_error {
