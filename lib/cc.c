@@ -56,7 +56,7 @@ static int update_round(struct cc *cc, const struct cc_sample *rs)
     cc->next_round_delivered = rs->delivered;
     cc->round++;
     cc->bw_round[cc->round % CC_BW_ROUNDS] = 0;
-    cc->path_round[cc->round % CC_BW_ROUNDS] = 0;
+    cc->path_rounds &= ~(1u << (cc->round % CC_BW_ROUNDS));
     return 1;
 }
 
@@ -71,7 +71,7 @@ static void update_bw(struct cc *cc, const struct cc_sample *rs)
     if (rs->rate > cc->bw_round[i])
         cc->bw_round[i] = rs->rate;
     if (!rs->app_limited)
-        cc->path_round[i] = 1;
+        cc->path_rounds |= 1u << i;
     cc->bw = 0;
     for (i = 0; i < CC_BW_ROUNDS; i++)
         if (cc->bw_round[i] > cc->bw)
@@ -82,10 +82,7 @@ static void update_bw(struct cc *cc, const struct cc_sample *rs)
  * did not limit: bw then tells something of the path. */
 static int path_measured(const struct cc *cc)
 {
-    for (int i = 0; i < CC_BW_ROUNDS; i++)
-        if (cc->path_round[i])
-            return cc->bw > 0;
-    return 0;
+    return cc->path_rounds != 0 && cc->bw > 0;
 }
 
 /* STARTUP ends when three rounds in a row did not raise bw by 25%. */

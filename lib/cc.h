@@ -44,7 +44,8 @@
 
 #include "rmsg.h"
 
-#define CC_BW_ROUNDS 10            /* bw is the max over this many rounds */
+#define CC_BW_ROUNDS 10            /* bw is the max over this many rounds
+                                      (at most 32: a bit each, path_rounds) */
 #define CC_MIN_RTT_WINDOW_US 10000000 /* min_rtt is refreshed this often */
 #define CC_PROBE_RTT_US 200000     /* time held at four datagrams */
 #define CC_MIN_CWND_DGRAMS 4
@@ -67,8 +68,8 @@ struct cc {
     uint32_t mss;               /* bytes of one full datagram */
     uint64_t bw;                /* bytes/s, max of bw_round[] */
     uint64_t bw_round[CC_BW_ROUNDS];
-    uint8_t path_round[CC_BW_ROUNDS]; /* that round had a sample the
-                                         application did not limit */
+    uint32_t path_rounds;       /* bit i: round i of bw_round[] had a
+                                   sample the application did not limit */
     int paced_by_path;          /* pacing_rate came from such a bw */
     uint64_t initial_cwnd;      /* bytes */
     uint64_t round, next_round_delivered;
