@@ -657,8 +657,22 @@ int UDP_SameAddr(const struct udp_addr *a, const struct udp_addr *b)
 {
     if (a == NULL || b == NULL)
         return 0;
-    struct sockaddr_storage x = a->ss, y = b->ss;
-    socklen_t xl = unmap_v4(&x, a->len), yl = unmap_v4(&y, b->len);
+    /* Only an IPv6 address can be a mapped IPv4 one: only those are
+     * copied to be unmapped (rpc compares every reply's sender). */
+    struct sockaddr_storage x, y;
+    socklen_t xl = a->len, yl = b->len;
+    if (a->ss.ss_family == AF_INET6) {
+        x = a->ss;
+        xl = unmap_v4(&x, xl);
+    } else {
+        memcpy(&x, &a->ss, sizeof(struct sockaddr_in));
+    }
+    if (b->ss.ss_family == AF_INET6) {
+        y = b->ss;
+        yl = unmap_v4(&y, yl);
+    } else {
+        memcpy(&y, &b->ss, sizeof(struct sockaddr_in));
+    }
     if (x.ss_family != y.ss_family)
         return 0;
     struct sockaddr_in x4, y4;
