@@ -14,13 +14,17 @@
 # CFLAGS never loses them.
 
 CC      ?= cc
-CFLAGS  ?= -std=c11 -Wall -Wextra -Werror -O2 -g
+# -O3: about 4% fewer instructions per round trip than -O2 (callgrind,
+# rperf --lat), most of it in the per-datagram code.
+CFLAGS  ?= -std=c11 -Wall -Wextra -Werror -O3 -g
 LDFLAGS ?=
 PREFIX  ?= /usr/local
 BUILD   ?= build
 
 DEPFLAGS = -MMD -MP
-PICFLAGS = -fPIC
+# The library's global functions may be inlined into each other: nothing is
+# meant to interpose on them.
+PICFLAGS = -fPIC -fno-semantic-interposition
 INCLUDES = -I. -Ilib -Itests
 LDLIBS   = -lpthread
 
