@@ -533,11 +533,12 @@ static uint64_t done_below(const struct rpc_client *c)
     return low;
 }
 
-static int timeout_left(int64_t deadline_ms)
+/* The milliseconds from now to a deadline, for rmsg (-1: none). */
+static int timeout_left(int64_t deadline_ms, int64_t now)
 {
     if (deadline_ms == INT64_MAX)
         return -1;
-    int64_t left = deadline_ms - now_ms();
+    int64_t left = deadline_ms - now;
     return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
@@ -723,11 +724,11 @@ static void on_failure(struct rpc_client *c, const struct rmsg_event *ev)
         complete(k, ev->error);
 }
 
-/* Deadlines and slow calls.  Called locked; returns when next to look,
- * and counts in *finished (if not NULL) the calls it ended. */
-static int64_t check_calls(struct rpc_client *c, int *finished)
+/* Deadlines and slow calls, at time now (ms).  Called locked; returns when
+ * next to look, and counts in *finished (if not NULL) the calls it ended. */
+static int64_t check_calls(struct rpc_client *c, int *finished, int64_t now)
 {
-    int64_t now = now_ms(), next = INT64_MAX;
+    int64_t next = INT64_MAX;
     int ended = 0;
     for (struct call *k = c->calls; k; k = k->next) {
         if (k->done)
@@ -768,7 +769,10 @@ static int64_t check_calls(struct rpc_client *c, int *finished)
  * at most.  Called locked; drops the lock while waiting. */
 static void receive_once(struct rpc_client *c, int64_t until_ms)
 {
-    int64_t next = check_calls(c, NULL);
+    /* One clock reading for the checks and the wait: a call's round trip
+     * reads the clock often enough as it is. */
+    int64_t now = now_ms();
+    int64_t next = check_calls(c, NULL, now);
     if (until_ms < next)
         next = until_ms;
     c->receiving = 1;
@@ -776,7 +780,7 @@ static void receive_once(struct rpc_client *c, int64_t until_ms)
     void *msg = NULL;
     size_t len;
     struct udp_addr from;
-    int r = rmsg_recv(c->ep, &from, &msg, &len, timeout_left(next));
+    int r = rmsg_recv(c->ep, &from, &msg, &len, timeout_left(next, now));
     pthread_mutex_lock(&c->lock);
     c->receiving = 0;
     if (r == 0 && amo_message_type(msg, len) == T_REPLY &&
@@ -787,7 +791,7 @@ static void receive_once(struct rpc_client *c, int64_t until_ms)
     struct rmsg_event ev;
     while (rmsg_failure(c->ep, &ev) == 0)
         on_failure(c, &ev);
-    check_calls(c, NULL);
+    check_calls(c, NULL, now_ms());
     pthread_cond_broadcast(&c->changed);
 }
 
@@ -867,7 +871,7 @@ static int wait_for(struct rpc_client *c, int64_t id, int64_t *got,
             pthread_mutex_unlock(&c->lock);
             return r;
         }
-        if (now_ms() >= until) {
+        if (until != INT64_MAX && now_ms() >= until) {
             pthread_mutex_unlock(&c->lock);
             return -EAGAIN;
         }
@@ -879,7 +883,7 @@ static int wait_for(struct rpc_client *c, int64_t id, int64_t *got,
          * call may have existed: deadlines (and sends waiting for room)
          * are kept from here as well. */
         int ended;
-        int64_t next = check_calls(c, &ended), t = now_ms();
+        int64_t t = now_ms(), next = check_calls(c, &ended, t);
         if (ended > 0) { /* this one perhaps; other waiters' perhaps */
             pthread_cond_broadcast(&c->changed);
             continue;
