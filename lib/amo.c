@@ -429,17 +429,18 @@ void amo_done(struct amo *t, struct client *c, struct entry *e,
 void amo_done_enc(struct amo *t, struct client *c, struct entry *e,
                   struct rpc_enc *r)
 {
-    if (c == NULL || e == NULL || r->len > ENTRY_INLINE) {
-        size_t len = 0;
-        uint8_t *reply = c && e ? rpc_enc_take(r, &len) : NULL;
-        rpc_enc_free(r);
-        amo_done(t, c, e, reply, len);
-        return;
+    uint8_t *reply = NULL;
+    size_t len = 0;
+    if (c && e && r->len <= ENTRY_INLINE) {
+        if (r->len > 0)
+            memcpy(e->inline_reply, r->buf, r->len);
+        reply = e->inline_reply;
+        len = r->len;
+    } else if (c && e) {
+        reply = rpc_enc_take(r, &len);
     }
-    memcpy(e->inline_reply, r->buf, r->len);
-    size_t len = r->len;
     rpc_enc_free(r);
-    amo_done(t, c, e, e->inline_reply, len);
+    amo_done(t, c, e, reply, len);
 }
 
 /* Forgets a call that was admitted but cannot be run after all (no
