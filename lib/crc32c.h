@@ -17,6 +17,9 @@
  * The check value of the nine ASCII bytes "123456789" is 0xE3069283. */
 uint32_t crc32c(uint32_t crc, const void *p, size_t n);
 
+/* Which implementation crc32c runs on this processor, for reports. */
+const char *crc32c_path(void);
+
 /* The portable software path alone, whatever the processor offers: the tests
  * check it against the hardware path. */
 uint32_t crc32c_sw(uint32_t crc, const void *p, size_t n);

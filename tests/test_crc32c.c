@@ -3,6 +3,7 @@
  * (software and hardware) against each other.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,6 +123,42 @@ static void test_copy(void)
     free(dst);
 }
 
+/* The folding path (where the processor has it) takes buffers of 1024
+ * bytes and more in steps of 256 and leaves the rest to the crc32
+ * instruction: every length from just under its threshold to several
+ * steps past it, and lengths around multiples of 256 up to a large
+ * datagram, from every alignment of a cache line and any starting value,
+ * must give the software CRC; crc32c_copy, which copies as it folds, must
+ * give the same and copy exactly its n bytes. */
+static void test_fold_lengths(void)
+{
+    enum { N = 70000 };
+    unsigned char *src = malloc(N + 128), *dst = malloc(N + 128);
+    CU_ASSERT_FATAL(src != NULL && dst != NULL);
+    fill_random(src, N + 128, 2718);
+    printf("\n    crc32c path: %s ", crc32c_path());
+    int bad = 0, runs = 0;
+    for (size_t len = 1000; len < N; len = len < 1800 ? len + 1 : len * 5 / 4) {
+        for (size_t near = 0; near < 3; near++) {
+            /* len itself, then the multiple of 256 below it and one past */
+            size_t l = near == 0 ? len : (len & ~(size_t)255) + near - 1;
+            size_t off = (len + near * 17) % 64, doff = (len * 3 + near) % 64;
+            uint32_t seed = (uint32_t)(len * 2654435761u + near);
+            uint32_t want = crc32c_sw(seed, src + off, l);
+            bad += crc32c(seed, src + off, l) != want;
+            memset(dst, 0x3C, N + 128);
+            bad += crc32c_copy(seed, dst + doff, src + off, l) != want;
+            bad += memcmp(dst + doff, src + off, l) != 0;
+            bad += dst[doff + l] != 0x3C || (doff > 0 && dst[doff - 1] != 0x3C);
+            runs++;
+        }
+    }
+    CU_ASSERT(runs > 1000);
+    CU_ASSERT_EQUAL(bad, 0);
+    free(src);
+    free(dst);
+}
+
 /* crc32c_combine gives the CRC of A followed by B from the CRCs of A and
  * of B, for B of many lengths (one byte, around powers of two, rmsg's
  * fragment sizes, the largest) and A of any length, empty included. */
@@ -178,6 +215,8 @@ int test_crc32c_register(void)
         !CU_add_test(s, "detects bit flips", test_detects_bit_flips) ||
         !CU_add_test(s, "long buffers, three streams", test_long_buffers) ||
         !CU_add_test(s, "copy and checksum in one pass", test_copy) ||
+        !CU_add_test(s, "folding path at every length and alignment",
+                     test_fold_lengths) ||
         !CU_add_test(s, "combining CRCs computed apart", test_combine))
         return -1;
     return 0;
