@@ -142,6 +142,7 @@ struct msg {
     int failed;       /* reported failed; kept for fragments in flight */
     int flags;
     int small; /* allocated with SMALL_MSG_BYTES (see msg_alloc) */
+    size_t room; /* bytes allocated after the struct, for reuse */
     rmsg_time deadline;
 };
 
@@ -150,7 +151,9 @@ struct msg {
  * (c->spare): a request or a reply then costs no malloc and free. */
 #define SMALL_MSG_BYTES 256
 
-/* Buffers of at least this many bytes ask for huge pages (want_huge_pages). */
+/* Buffers of at least this many bytes ask for huge pages (want_huge_pages),
+ * and one of them is kept for the next large message (see msg_alloc and
+ * rmsg_core_recycle). */
 #define HUGE_BUFFER_BYTES ((size_t)4 << 20)
 
 /* A fragment in the send window, indexed by sequence number. */
@@ -302,6 +305,9 @@ struct rmsg_core {
     struct tomb *tombs; /* nbuckets / 2 slots, by address hash */
     struct msg *graveyard; /* freed during output, see msg_free */
     struct msg *spare;     /* a small message's allocation, for reuse */
+    struct msg *big;       /* a large one, while more messages wait */
+    void *rspare;          /* a large received message given back ... */
+    size_t rspare_len;     /* ... and its length (rmsg_core_recycle) */
     int in_output;
     const void **out_body; /* rmsg_core_output_parts: where the DATA */
     size_t *out_body_len;  /* payload goes instead of into the buffer */
@@ -529,32 +535,67 @@ static void want_huge_pages(void *buf, size_t len)
 #endif
 }
 
-/* An allocation for a message with `extra` bytes of CRCs and data. */
+/* Whether a kept allocation of `room` bytes should serve `want`: large
+ * enough, and not more than twice what is needed. */
+static int fits(size_t room, size_t want)
+{
+    return room >= want && room / 2 <= want;
+}
+
+/* An allocation for a message with `extra` bytes of CRCs and data.  A
+ * large one comes from the large spare when it fits: a stream of large
+ * messages then writes into memory it has used before, where fresh memory
+ * would cost the kernel a page fault and a page of zeroes every 2 MiB or
+ * 4 KiB (for 64 MiB messages that took more time than sending them). */
 static struct msg *msg_alloc(struct rmsg_core *c, size_t extra)
 {
     struct msg *m;
     int small = extra <= SMALL_MSG_BYTES;
+    size_t room = small ? SMALL_MSG_BYTES : extra;
     if (small && c->spare) {
         m = c->spare;
         c->spare = NULL;
+    } else if (!small && c->big && fits(c->big->room, extra)) {
+        m = c->big;
+        c->big = NULL;
+        room = m->room;
     } else {
-        m = malloc(sizeof(*m) + (small ? SMALL_MSG_BYTES : extra));
+        if (!small && c->big) { /* this size has no use for it */
+            free(c->big);
+            c->big = NULL;
+        }
+        m = malloc(sizeof(*m) + room);
         if (m && !small)
-            want_huge_pages(m, sizeof(*m) + extra);
+            want_huge_pages(m, sizeof(*m) + room);
     }
-    if (m)
+    if (m) {
         m->small = small;
+        m->room = room;
+    }
     return m;
 }
 
-/* Gives a message's allocation back: kept as the spare if there is none
- * and it is small, freed otherwise. */
+/* Gives a message's allocation back: a small one is kept as the spare if
+ * there is none; a large one likewise as the large spare while other
+ * messages are still queued (one of them may be the next large one), and
+ * once none is, the large spare goes too: an idle sender keeps no large
+ * memory.  Everything else is freed. */
 static void msg_release(struct rmsg_core *c, struct msg *m)
 {
-    if (m->small && c->spare == NULL)
+    if (m->small && c->spare == NULL) {
         c->spare = m;
-    else
-        free(m);
+        return;
+    }
+    if (!m->small && m->room >= HUGE_BUFFER_BYTES && c->big == NULL &&
+        c->pending > 0) {
+        c->big = m;
+        return;
+    }
+    free(m);
+    if (c->pending == 0 && c->big) {
+        free(c->big);
+        c->big = NULL;
+    }
 }
 
 /* Frees a message the core is done with.  Inside rmsg_core_output it goes
@@ -669,6 +710,8 @@ void rmsg_core_free(struct rmsg_core *c)
     c->in_output = 0;
     bury_dead(c);
     free(c->spare);
+    free(c->big);
+    free(c->rspare);
     for (uint32_t i = 0; i < c->dq.count; i++)
         free(((struct delivery *)fifo_at(&c->dq, i))->data);
     free(c->dq.ring);
@@ -1050,9 +1093,10 @@ int64_t rmsg_core_send(struct rmsg_core *c, const struct udp_addr *to,
     }
     uint32_t *fcrc = (uint32_t *)(m + 1);
     int small = m->small;
+    size_t room = m->room;
     *m = (struct msg){.data = (uint8_t *)(fcrc + nfcrc),
                       .fcrc = nfcrc ? fcrc : NULL,
-                      .len = (uint32_t)len, .small = small};
+                      .len = (uint32_t)len, .small = small, .room = room};
     copy_in(c, m, data);
     m->id = ++c->next_id;
     m->flags = flags;
@@ -1182,6 +1226,16 @@ static uint32_t recv_window(const struct rmsg_core *c, const struct peer *p)
 /* Hands a whole message to the application's queue. */
 static void deliver(struct rmsg_core *c, struct peer *p, rmsg_time now)
 {
+    if (p->rcap > p->rlen) {
+        /* A recycled buffer larger than its message: trimmed to it, so
+         * that what the application holds and what it gives back are the
+         * length it is told (in place: the pages stay). */
+        void *n = realloc(p->rbuf, p->rlen ? p->rlen : 1);
+        if (n)
+            p->rbuf = n;
+        c->mem -= p->rcap - p->rlen;
+        p->rcap = p->rlen;
+    }
     struct delivery d = {.peer = p, .from = p->addr, .data = p->rbuf,
                          .len = p->rlen};
     if (fifo_push(&c->dq, &d) != 0) {
@@ -1235,6 +1289,29 @@ static int reasm_reserve(struct rmsg_core *c, struct peer *p, uint32_t need)
     return 0;
 }
 
+/* A large message starts: it is reassembled in the buffer the application
+ * gave back (rmsg_core_recycle) if that fits it and the memory limit
+ * allows, which spares the kernel mapping and zeroing fresh pages for it.
+ * A spare that does not fit is of no use to this stream of messages and
+ * is freed.  Nothing new is allocated: a peer that announces a large
+ * message gets memory that exists already, or none. */
+static void reasm_take_spare(struct rmsg_core *c, struct peer *p)
+{
+    if (c->rspare == NULL)
+        return;
+    if (!fits(c->rspare_len, p->rlen)) {
+        free(c->rspare);
+        c->rspare = NULL;
+        return;
+    }
+    if (c->mem + c->rspare_len > c->cfg.recv_total)
+        return;
+    p->rbuf = c->rspare;
+    p->rcap = (uint32_t)c->rspare_len;
+    c->mem += c->rspare_len;
+    c->rspare = NULL;
+}
+
 /* Appends one in-order fragment to the message it belongs to.  Returns 0,
  * or -ENOMEM when it cannot be taken now (it is not consumed, so the sender
  * will send it again). */
@@ -1257,6 +1334,8 @@ static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
         if (p->discarding) {
             p->st.refused++;
             c->st.refused++;
+        } else if (msg_len >= HUGE_BUFFER_BYTES) {
+            reasm_take_spare(c, p);
         }
     } else if (!p->reassembling || off != p->rgot || msg_len != p->rlen) {
         /* Does not continue the message in progress: a broken or hostile
@@ -2656,6 +2735,18 @@ int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
     *msg = d->data;
     *len = d->len;
     return 0;
+}
+
+void rmsg_core_recycle(struct rmsg_core *c, void *msg, size_t len)
+{
+    if (c == NULL || len < HUGE_BUFFER_BYTES || len > UINT32_MAX ||
+        (c->rspare && c->rspare_len >= len)) {
+        free(msg);
+        return;
+    }
+    free(c->rspare);
+    c->rspare = msg;
+    c->rspare_len = len;
 }
 
 int rmsg_core_event(struct rmsg_core *c, struct rmsg_event *ev)

@@ -770,6 +770,17 @@ int rmsg_recv(struct rmsg_endpoint *ep, struct udp_addr *from, void **msg,
     return r;
 }
 
+void rmsg_recycle(struct rmsg_endpoint *ep, void *msg, size_t len)
+{
+    if (ep == NULL) {
+        free(msg);
+        return;
+    }
+    pthread_mutex_lock(&ep->lock);
+    rmsg_core_recycle(ep->core, msg, len);
+    pthread_mutex_unlock(&ep->lock);
+}
+
 int rmsg_stats(struct rmsg_endpoint *ep, const struct udp_addr *peer,
                struct rmsg_stats *st)
 {

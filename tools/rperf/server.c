@@ -352,7 +352,7 @@ static void serve_rmsg_bw(struct stest *t)
             heard = now;
         } else if (r == 0) {
             ordered_account(t, m, len);
-            free(m);
+            rmsg_recycle(t->ep, m, len); /* the next large one goes in it */
             heard = now;
         }
         if (r != 0 || now - checked >= CHECK_NS) {
