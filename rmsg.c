@@ -1317,7 +1317,7 @@ static void reasm_take_spare(struct rmsg_core *c, struct peer *p)
  * will send it again). */
 static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
                    uint32_t off, const uint8_t *data, uint16_t len,
-                   rmsg_time now)
+                   const uint8_t *placed, rmsg_time now)
 {
     if (off == 0) {
         /* A new message.  One still partial was abandoned by the sender. */
@@ -1350,7 +1350,8 @@ static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
     if (!p->discarding && len > 0) {
         if (reasm_reserve(c, p, p->rgot + len) != 0)
             return -ENOMEM;
-        memcpy(p->rbuf + p->rgot, data, len);
+        if (placed != p->rbuf + p->rgot) /* not already there */
+            memcpy(p->rbuf + p->rgot, data, len);
     }
     p->rgot += len;
     if (p->rgot == p->rlen) {
@@ -1431,7 +1432,8 @@ static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
         /* As for a fragment arriving in order: while the application has
          * recv_buffer bytes unread, nothing more goes in. */
         if (p->unread_bytes >= c->cfg.recv_buffer ||
-            consume(c, p, h->msg_len, h->off, h->payload, h->len, now) != 0) {
+            consume(c, p, h->msg_len, h->off, h->payload, h->len, NULL,
+                    now) != 0) {
             /* The sender counts it as arrived (we said so) and will not
              * send it again: it must go in once memory is freed. */
             c->drain_pending = 1;
@@ -1449,7 +1451,8 @@ static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
 
 /* A DATA fragment from an established relation. */
 static void on_data(struct rmsg_core *c, struct peer *p,
-                    const struct wire_packet *w, rmsg_time now)
+                    const struct wire_packet *w, const uint8_t *placed,
+                    rmsg_time now)
 {
     p->last_arrival = now;
     p->unacked_frags++;
@@ -1479,7 +1482,7 @@ static void on_data(struct rmsg_core *c, struct peer *p,
          * be taken it stays, because the sender, told it arrived, will not
          * send it again. */
         taken = consume(c, p, w->msg_len, w->frag_off, w->payload,
-                        w->payload_len, now);
+                        w->payload_len, placed, now);
         if (taken == 0) {
             release_held(c, p, w->seq);
             p->rcv_nxt++;
@@ -2182,6 +2185,33 @@ static void trace_input(struct rmsg_core *c, struct peer *p,
           len, crc);
 }
 
+/* A DATA datagram that continues, in order, the message an established
+ * peer is sending: its payload is checked while it is copied to its place
+ * in the reassembly buffer (wire_decode_split), so a large fragment is
+ * read once, not once for the check and again for the copy.  Everything
+ * this decides on was checked before or is checked again by consume, which
+ * copies from the datagram unless the bytes are already in place; a
+ * corrupt datagram leaves bytes beyond what was received, which the
+ * fragment sent again overwrites.  Returns 1 when the payload was right
+ * (*placed: where it went), 0 when the datagram is corrupt, -1 when this
+ * path does not apply (nothing done). */
+static int place_in_order(struct rmsg_core *c, struct peer *p,
+                          const struct wire_packet *w, const uint8_t **placed)
+{
+    if (p == NULL || p->peer_cid == 0 || w->src_cid != p->peer_cid ||
+        w->dst_cid != p->my_cid || w->seq != p->rcv_nxt ||
+        w->frag_off == 0 || w->payload_len == 0 || !p->reassembling ||
+        p->discarding || w->frag_off != p->rgot || w->msg_len != p->rlen ||
+        p->unread_bytes >= c->cfg.recv_buffer ||
+        reasm_reserve(c, p, p->rgot + w->payload_len) != 0)
+        return -1;
+    uint8_t *dst = p->rbuf + p->rgot;
+    if (!wire_payload_copy(w, dst))
+        return 0;
+    *placed = dst;
+    return 1;
+}
+
 int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
                     const void *dgram, size_t len, rmsg_time now)
 {
@@ -2190,8 +2220,14 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
     bury_dead(c);
     c->st.datagrams_received++;
     c->st.bytes_received += len;
-    int r = wire_decode(dgram, len, &w);
+    int r = wire_decode_split(dgram, len, &w);
     struct peer *p = peer_find(c, from);
+    const uint8_t *placed = NULL;
+    if (r == WIRE_OK && w.type == WIRE_DATA) {
+        int in_place = place_in_order(c, p, &w, &placed);
+        if (in_place < 0 ? !wire_payload_ok(&w) : in_place == 0)
+            r = WIRE_ERR_CHECKSUM;
+    }
     if (r != WIRE_OK) {
         int bad_sum = r == WIRE_ERR_CHECKSUM;
         (*(bad_sum ? &c->st.corrupt : &c->st.malformed))++;
@@ -2216,7 +2252,7 @@ int rmsg_core_input(struct rmsg_core *c, const struct udp_addr *from,
     if (w.flags & WIRE_FLAG_ACK)
         on_ack(c, p, &w, now);
     if (w.type == WIRE_DATA)
-        on_data(c, p, &w, now);
+        on_data(c, p, &w, placed, now);
     return 0;
 }
 

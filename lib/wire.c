@@ -174,19 +174,28 @@ size_t wire_encode_head(const struct wire_packet *p, uint8_t *buf, size_t cap)
     return encode(p, buf, cap, 0);
 }
 
+/* The CRC register over the first n bytes of a datagram, its CRC field
+ * taken as zero (n at least 16). */
+static uint32_t crc_prefix(const uint8_t *buf, size_t n)
+{
+    uint8_t head[16];
+    memcpy(head, buf, 16);
+    memset(head + 12, 0, 4);
+    return crc32c(crc32c(0, head, 16), buf + 16, n - 16);
+}
+
+static uint32_t crc_field(const uint8_t *buf)
+{
+    return (uint32_t)buf[12] << 24 | (uint32_t)buf[13] << 16 |
+           (uint32_t)buf[14] << 8 | buf[15];
+}
+
 /* Checks the CRC: computed over the datagram with the CRC field zeroed
  * (in a copy of the first 16 bytes; the caller has checked they are
  * there). */
 static int checksum_ok(const uint8_t *buf, size_t len)
 {
-    uint8_t head[16];
-    memcpy(head, buf, 16);
-    memset(head + 12, 0, 4);
-    uint32_t want = (uint32_t)buf[12] << 24 | (uint32_t)buf[13] << 16 |
-                    (uint32_t)buf[14] << 8 | buf[15];
-    uint32_t c = crc32c(0, head, 16);
-    c = crc32c(c, buf + 16, len - 16);
-    return c == want;
+    return crc_prefix(buf, len) == crc_field(buf);
 }
 
 /* Decodes the type-specific body; the cursor must end exactly at the end. */
@@ -213,15 +222,55 @@ static int decode_body(struct cursor *c, struct wire_packet *p)
     return WIRE_OK;
 }
 
-int wire_decode(const uint8_t *buf, size_t len, struct wire_packet *p)
+static int decode_fields(struct cursor *c, struct wire_packet *p);
+
+/* Decodes every field; with `whole` the CRC is checked first, else only
+ * in the error case and for types other than DATA. */
+static int decode(const uint8_t *buf, size_t len, struct wire_packet *p,
+                  int whole)
 {
     if (len < WIRE_HEADER_BYTES)
         return WIRE_ERR_SHORT;
     struct cursor c = {.r = buf, .left = len};
     if (get_u8(&c) != WIRE_VERSION)
         return WIRE_ERR_VERSION;
-    if (!checksum_ok(buf, len))
+    if (whole && !checksum_ok(buf, len))
         return WIRE_ERR_CHECKSUM;
+    int r = decode_fields(&c, p);
+    if (whole)
+        return r;
+    if (r != WIRE_OK || p->type != WIRE_DATA)
+        return checksum_ok(buf, len) ? r : WIRE_ERR_CHECKSUM;
+    p->head_crc = crc_prefix(buf, (size_t)(p->payload - buf));
+    p->want_crc = crc_field(buf);
+    return WIRE_OK;
+}
+
+int wire_decode(const uint8_t *buf, size_t len, struct wire_packet *p)
+{
+    return decode(buf, len, p, 1);
+}
+
+int wire_decode_split(const uint8_t *buf, size_t len, struct wire_packet *p)
+{
+    return decode(buf, len, p, 0);
+}
+
+int wire_payload_ok(const struct wire_packet *p)
+{
+    return crc32c(p->head_crc, p->payload, p->payload_len) == p->want_crc;
+}
+
+int wire_payload_copy(const struct wire_packet *p, void *dst)
+{
+    return crc32c_copy(p->head_crc, dst, p->payload, p->payload_len) ==
+           p->want_crc;
+}
+
+/* The fields after the version byte, checked for range and length. */
+static int decode_fields(struct cursor *cp, struct wire_packet *p)
+{
+    struct cursor c = *cp;
     p->type = get_u8(&c);
     p->flags = get_u8(&c);
     p->nsack = get_u8(&c);

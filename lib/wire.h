@@ -151,6 +151,9 @@ struct wire_packet {
      * payload_len bytes, so that the payload need not be read again. */
     const struct crc32c_shift *payload_shift;
     uint32_t payload_crc;
+    /* Set by wire_decode_split for DATA: the CRC of the datagram up to the
+     * payload, and the CRC the datagram must have. */
+    uint32_t head_crc, want_crc;
     /* CHALLENGE, ECHO, RETRY */
     uint64_t cookie;
     /* Last, so that wire_packet_clear can leave the blocks out: only the
@@ -198,6 +201,25 @@ size_t wire_encode_head(const struct wire_packet *p, uint8_t *buf, size_t cap);
  * the bytes it covers are read; nothing is allocated.  Returns WIRE_OK or a
  * wire_error; on error *p is unspecified. */
 int wire_decode(const uint8_t *buf, size_t len, struct wire_packet *p);
+
+/* Like wire_decode, but for DATA the payload is not checked: the CRC of
+ * everything before it is left in p->head_crc and the CRC the datagram
+ * must have in p->want_crc, and the caller finishes the check with
+ * wire_payload_ok or wire_payload_copy, before it acts on any field.  A
+ * receiver can then check the payload while copying it where it belongs,
+ * reading it once.  Other types are checked whole.  Returns as
+ * wire_decode (a datagram refused for its format is checked whole first,
+ * so that corruption is still reported as WIRE_ERR_CHECKSUM). */
+int wire_decode_split(const uint8_t *buf, size_t len, struct wire_packet *p);
+
+/* Finishes wire_decode_split's check of a DATA datagram: 1 when the CRC
+ * over the payload is right, else 0. */
+int wire_payload_ok(const struct wire_packet *p);
+
+/* The same, copying the payload to dst (payload_len bytes, not
+ * overlapping it) in the same pass.  On 0, dst holds the bytes that came,
+ * which must not be used. */
+int wire_payload_copy(const struct wire_packet *p, void *dst);
 
 /* True when a comes before b in sequence space (modulo 2^32, RFC 1982). */
 static inline int seq_lt(uint32_t a, uint32_t b)
