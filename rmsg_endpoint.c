@@ -146,16 +146,21 @@ static void collect_events(struct rmsg_endpoint *ep)
  * not copied: each datagram goes out as the header the core wrote into
  * txbuf and the payload where it lies in the core's copy of the message,
  * which stays put until the next call into the core (see
- * rmsg_core_output_parts). */
-static void flush_output(struct rmsg_endpoint *ep, rmsg_time now)
+ * rmsg_core_output_parts).  With `lead`, for a message just queued, the
+ * first datagram leaves alone, at once: a request or a reply is usually
+ * the only one, and its round trip waits for it, not for the core to work
+ * out whether it has more (which it then does, before batching whatever
+ * it has).  Without, as after input, batches are full from the start. */
+static void flush_output(struct rmsg_endpoint *ep, rmsg_time now, int lead)
 {
-    for (;;) {
-        int n = 0;
-        while (n < BATCH) {
-            /* A request or a reply usually leaves alone: asking the core
-             * when it next has work is cheaper than asking it for a
-             * second datagram it does not have. */
-            if (n == 1 && rmsg_core_next(ep->core) > now)
+    for (int round = 0;; round++) {
+        int lone = lead && round == 0, n = 0;
+        while (n < (lone ? 1 : BATCH)) {
+            /* After the first datagram, asking the core when it next has
+             * work is cheaper than asking it for a second datagram it
+             * does not have. */
+            if ((n == 1 || (lead && round == 1)) &&
+                rmsg_core_next(ep->core) > now)
                 break;
             uint8_t *h = ep->txbuf + (size_t)n * RMSG_HEAD_MAX;
             struct udp_parts *d = &ep->tx[n];
@@ -180,7 +185,7 @@ static void flush_output(struct rmsg_endpoint *ep, rmsg_time now)
                 sent += k;
             }
         }
-        if (n < BATCH)
+        if (lone ? n == 0 : n < BATCH)
             break;
     }
     collect_events(ep);
@@ -292,7 +297,7 @@ static void wait_once(struct rmsg_endpoint *ep, rmsg_time deadline)
     if (until <= now) {
         /* Work due now (timers, an acknowledgment) needs no system call
          * to find. */
-        flush_output(ep, now);
+        flush_output(ep, now, 0);
         until = rmsg_core_next(ep->core);
     }
     if (deadline < until)
@@ -341,7 +346,7 @@ static void wait_once(struct rmsg_endpoint *ep, rmsg_time deadline)
     }
     read_input(ep, n > 0 ? n : 0, slots);
     if (rmsg_core_next(ep->core) <= ep->now)
-        flush_output(ep, ep->now);
+        flush_output(ep, ep->now, 0);
     else
         collect_events(ep); /* nothing to send, but outcomes to record */
     pthread_cond_broadcast(&ep->changed);
@@ -528,7 +533,7 @@ void rmsg_close(struct rmsg_endpoint *ep)
      * peers waiting for them would otherwise retry until they time out. */
     pthread_mutex_lock(&ep->lock);
     rmsg_core_ack_now(ep->core);
-    flush_output(ep, now_us());
+    flush_output(ep, now_us(), 0);
     pthread_mutex_unlock(&ep->lock);
     UDP_Close(ep->fd);
     close(ep->wake[0]);
@@ -589,7 +594,7 @@ static int64_t queue_message(struct rmsg_endpoint *ep, struct queue_try *q,
             return r;
     }
     if (q->result > 0) {
-        flush_output(ep, ep->now);
+        flush_output(ep, ep->now, 1);
         kick(ep);
     }
     return q->result;
@@ -765,7 +770,7 @@ int rmsg_recv(struct rmsg_endpoint *ep, struct udp_addr *from, void **msg,
     }
     /* Taking a message may have reopened a window the peer waits on. */
     if (r == 0 && rmsg_core_next(ep->core) <= ep->now)
-        flush_output(ep, ep->now);
+        flush_output(ep, ep->now, 0);
     pthread_mutex_unlock(&ep->lock);
     return r;
 }
