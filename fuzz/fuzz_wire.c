@@ -13,6 +13,9 @@
  *     fields gives the very same bytes (the format has one encoding per
  *     datagram), which decode to the same fields again;
  *   - wire_encode_head gives the same bytes without a DATA payload.
+ * And on every input, decoded or not: wire_decode_split, with its payload
+ * check finished (wire_payload_ok, and wire_payload_copy into a buffer of
+ * the payload's size), gives the verdict wire_decode gives.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,11 +79,31 @@ static int same(const struct wire_packet *a, const struct wire_packet *b)
     return 1;
 }
 
+/* wire_decode_split and its payload check agree with wire_decode. */
+static void split_agrees(const uint8_t *buf, size_t len, int whole)
+{
+    struct wire_packet s;
+    int r = wire_decode_split(buf, len, &s);
+    if (r == WIRE_OK && s.type == WIRE_DATA) {
+        uint8_t *dst = malloc(s.payload_len ? s.payload_len : 1);
+        CHECK(dst != NULL);
+        int ok = wire_payload_ok(&s);
+        CHECK(wire_payload_copy(&s, dst) == ok);
+        CHECK(memcmp(dst, s.payload, s.payload_len) == 0);
+        free(dst);
+        if (!ok)
+            r = WIRE_ERR_CHECKSUM;
+    }
+    CHECK(r == whole);
+}
+
 /* Decodes buf; when it decodes, checks the properties at the top. */
 static void one(const uint8_t *buf, size_t len)
 {
     struct wire_packet p, q;
-    if (wire_decode(buf, len, &p) != WIRE_OK)
+    int whole = wire_decode(buf, len, &p);
+    split_agrees(buf, len, whole);
+    if (whole != WIRE_OK)
         return;
     check_fields(&p, buf, len);
     CHECK(wire_size(&p) == len);

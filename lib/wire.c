@@ -3,8 +3,9 @@
  *
  * The encoder checks the whole datagram's size against the buffer before
  * it writes the first field.  The decoder walks the buffer with a cursor
- * whose every read first checks that the bytes are there, so a short or
- * lying datagram is refused before anything past its end is touched.
+ * that hands out each block of fields (the header, the SACK blocks, the
+ * token, the body) only once its length is checked, so a short or lying
+ * datagram is refused before anything past its end is touched.
  */
 #include "wire.h"
 
@@ -45,46 +46,39 @@ static uint8_t *put_u64(uint8_t *w, uint64_t v)
     return put_u32(put_u32(w, (uint32_t)(v >> 32)), (uint32_t)v);
 }
 
-/* Reading: every read first checks that its bytes are there. */
+/* Reading: a block of fields is taken from the cursor whole, its length
+ * checked once, and the fields are then read from it one by one.  A block
+ * that is not all there is never read. */
 struct cursor {
     const uint8_t *r; /* next byte */
     size_t left;      /* bytes left */
-    int bad;          /* a read ran past the end */
 };
 
-static uint8_t get_u8(struct cursor *c)
+/* The next n bytes, or NULL when fewer are left. */
+static const uint8_t *take(struct cursor *c, size_t n)
 {
-    if (c->left < 1) {
-        c->bad = 1;
-        return 0;
-    }
-    c->left--;
-    return *c->r++;
+    if (c->left < n)
+        return NULL;
+    const uint8_t *b = c->r;
+    c->r += n;
+    c->left -= n;
+    return b;
 }
 
-static uint16_t get_u16(struct cursor *c)
+static uint16_t get_u16(const uint8_t *b)
 {
-    uint16_t hi = get_u8(c);
-    return (uint16_t)(hi << 8 | get_u8(c));
+    return (uint16_t)(b[0] << 8 | b[1]);
 }
 
-static uint32_t get_u32(struct cursor *c)
+static uint32_t get_u32(const uint8_t *b)
 {
-    if (c->left < 4) {
-        c->bad = 1;
-        return 0;
-    }
-    uint32_t v = (uint32_t)c->r[0] << 24 | (uint32_t)c->r[1] << 16 |
-                 (uint32_t)c->r[2] << 8 | c->r[3];
-    c->r += 4;
-    c->left -= 4;
-    return v;
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+           (uint32_t)b[2] << 8 | b[3];
 }
 
-static uint64_t get_u64(struct cursor *c)
+static uint64_t get_u64(const uint8_t *b)
 {
-    uint64_t hi = get_u32(c);
-    return hi << 32 | get_u32(c);
+    return (uint64_t)get_u32(b) << 32 | get_u32(b + 4);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -202,11 +196,14 @@ static int checksum_ok(const uint8_t *buf, size_t len)
 static int decode_body(struct cursor *c, struct wire_packet *p)
 {
     if (p->type == WIRE_DATA) {
-        p->seq = get_u32(c);
-        p->msg_len = get_u32(c);
-        p->frag_off = get_u32(c);
-        p->payload_len = get_u16(c);
-        if (c->bad || c->left != p->payload_len)
+        const uint8_t *b = take(c, WIRE_DATA_BYTES);
+        if (b == NULL)
+            return WIRE_ERR_FORMAT;
+        p->seq = get_u32(b);
+        p->msg_len = get_u32(b + 4);
+        p->frag_off = get_u32(b + 8);
+        p->payload_len = get_u16(b + 12);
+        if (c->left != p->payload_len)
             return WIRE_ERR_FORMAT;
         if (p->frag_off > p->msg_len ||
             p->payload_len > p->msg_len - p->frag_off)
@@ -215,14 +212,20 @@ static int decode_body(struct cursor *c, struct wire_packet *p)
         p->payload_shift = NULL;
         return WIRE_OK;
     }
-    if (body_size(p) == WIRE_COOKIE_BYTES)
-        p->cookie = get_u64(c);
-    if (c->bad || c->left != 0)
-        return WIRE_ERR_FORMAT;
-    return WIRE_OK;
+    if (body_size(p) == WIRE_COOKIE_BYTES) {
+        const uint8_t *b = take(c, WIRE_COOKIE_BYTES);
+        if (b == NULL)
+            return WIRE_ERR_FORMAT;
+        p->cookie = get_u64(b);
+    }
+    return c->left == 0 ? WIRE_OK : WIRE_ERR_FORMAT;
 }
 
-static int decode_fields(struct cursor *c, struct wire_packet *p);
+static int decode_fields(const uint8_t *buf, size_t len, struct wire_packet *p);
+
+/* Payloads shorter than this are checked with their header at once by
+ * wire_decode_split. */
+#define SPLIT_MIN 512
 
 /* Decodes every field; with `whole` the CRC is checked first, else only
  * in the error case and for types other than DATA. */
@@ -231,15 +234,18 @@ static int decode(const uint8_t *buf, size_t len, struct wire_packet *p,
 {
     if (len < WIRE_HEADER_BYTES)
         return WIRE_ERR_SHORT;
-    struct cursor c = {.r = buf, .left = len};
-    if (get_u8(&c) != WIRE_VERSION)
+    if (buf[0] != WIRE_VERSION)
         return WIRE_ERR_VERSION;
     if (whole && !checksum_ok(buf, len))
         return WIRE_ERR_CHECKSUM;
-    int r = decode_fields(&c, p);
+    int r = decode_fields(buf, len, p);
     if (whole)
         return r;
-    if (r != WIRE_OK || p->type != WIRE_DATA)
+    /* A short payload is checked with the rest at once: one pass over the
+     * datagram costs less than two, and its copy is no burden. */
+    p->payload_checked = r != WIRE_OK || p->type != WIRE_DATA ||
+                         p->payload_len < SPLIT_MIN;
+    if (p->payload_checked)
         return checksum_ok(buf, len) ? r : WIRE_ERR_CHECKSUM;
     p->head_crc = crc_prefix(buf, (size_t)(p->payload - buf));
     p->want_crc = crc_field(buf);
@@ -258,43 +264,55 @@ int wire_decode_split(const uint8_t *buf, size_t len, struct wire_packet *p)
 
 int wire_payload_ok(const struct wire_packet *p)
 {
-    return crc32c(p->head_crc, p->payload, p->payload_len) == p->want_crc;
+    return p->payload_checked ||
+           crc32c(p->head_crc, p->payload, p->payload_len) == p->want_crc;
 }
 
 int wire_payload_copy(const struct wire_packet *p, void *dst)
 {
+    if (p->payload_checked) {
+        memcpy(dst, p->payload, p->payload_len);
+        return 1;
+    }
     return crc32c_copy(p->head_crc, dst, p->payload, p->payload_len) ==
            p->want_crc;
 }
 
-/* The fields after the version byte, checked for range and length. */
-static int decode_fields(struct cursor *cp, struct wire_packet *p)
+/* The fields of a datagram of len bytes (at least a header, whose version
+ * is checked), checked for range and length. */
+static int decode_fields(const uint8_t *buf, size_t len, struct wire_packet *p)
 {
-    struct cursor c = *cp;
-    p->type = get_u8(&c);
-    p->flags = get_u8(&c);
-    p->nsack = get_u8(&c);
-    p->src_cid = get_u32(&c);
-    p->dst_cid = get_u32(&c);
-    (void)get_u32(&c); /* CRC, already checked */
-    p->ack = get_u32(&c);
-    p->window = get_u32(&c);
-    p->ack_delay_us = get_u32(&c);
-    p->max_msg = get_u32(&c);
+    struct cursor c = {.r = buf, .left = len};
+    const uint8_t *h = take(&c, WIRE_HEADER_BYTES);
+    p->type = h[1];
+    p->flags = h[2];
+    p->nsack = h[3];
+    p->src_cid = get_u32(h + 4);
+    p->dst_cid = get_u32(h + 8);
+    /* h + 12: the CRC, checked by the caller */
+    p->ack = get_u32(h + 16);
+    p->window = get_u32(h + 20);
+    p->ack_delay_us = get_u32(h + 24);
+    p->max_msg = get_u32(h + 28);
     if (p->type < WIRE_DATA || p->type > WIRE_RETRY ||
         (p->flags & ~WIRE_FLAGS) != 0 || p->nsack > WIRE_MAX_SACK ||
         p->src_cid == 0)
         return WIRE_ERR_FORMAT;
-    if (c.left < (size_t)p->nsack * WIRE_SACK_BYTES)
+    const uint8_t *s = take(&c, (size_t)p->nsack * WIRE_SACK_BYTES);
+    if (s == NULL)
         return WIRE_ERR_SHORT;
     for (int i = 0; i < p->nsack; i++) {
-        p->sack[i].first = get_u32(&c);
-        p->sack[i].end = get_u32(&c);
+        p->sack[i].first = get_u32(s + WIRE_SACK_BYTES * i);
+        p->sack[i].end = get_u32(s + WIRE_SACK_BYTES * i + 4);
         if (!seq_lt(p->sack[i].first, p->sack[i].end))
             return WIRE_ERR_FORMAT;
     }
-    p->token = p->flags & WIRE_FLAG_TOKEN ? get_u64(&c) : 0;
-    if (c.bad)
-        return WIRE_ERR_SHORT;
+    p->token = 0;
+    if (p->flags & WIRE_FLAG_TOKEN) {
+        const uint8_t *t = take(&c, WIRE_COOKIE_BYTES);
+        if (t == NULL)
+            return WIRE_ERR_SHORT;
+        p->token = get_u64(t);
+    }
     return decode_body(&c, p);
 }

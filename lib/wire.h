@@ -152,8 +152,10 @@ struct wire_packet {
     const struct crc32c_shift *payload_shift;
     uint32_t payload_crc;
     /* Set by wire_decode_split for DATA: the CRC of the datagram up to the
-     * payload, and the CRC the datagram must have. */
+     * payload, and the CRC the datagram must have; or payload_checked,
+     * when the whole datagram has been checked already (a short one). */
     uint32_t head_crc, want_crc;
+    int payload_checked;
     /* CHALLENGE, ECHO, RETRY */
     uint64_t cookie;
     /* Last, so that wire_packet_clear can leave the blocks out: only the
@@ -207,7 +209,8 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_packet *p);
  * must have in p->want_crc, and the caller finishes the check with
  * wire_payload_ok or wire_payload_copy, before it acts on any field.  A
  * receiver can then check the payload while copying it where it belongs,
- * reading it once.  Other types are checked whole.  Returns as
+ * reading it once.  Other types, and DATA with a payload of under 512
+ * bytes, are checked whole (and the two calls then say yes).  Returns as
  * wire_decode (a datagram refused for its format is checked whole first,
  * so that corruption is still reported as WIRE_ERR_CHECKSUM). */
 int wire_decode_split(const uint8_t *buf, size_t len, struct wire_packet *p);
