@@ -744,15 +744,12 @@ struct recv_try {
 static int try_recv(struct rmsg_endpoint *ep, void *arg)
 {
     struct recv_try *t = arg;
-    struct udp_addr from;
-    if (rmsg_core_recv(ep->core, &from, t->msg, t->len) != 0) {
+    if (rmsg_core_recv(ep->core, t->from, t->msg, t->len) != 0) {
         /* About to wait with nothing to send: acknowledge now rather than
          * hold the acknowledgment for a reply that is not coming. */
         rmsg_core_ack_now(ep->core);
         return 0;
     }
-    if (t->from)
-        *t->from = from;
     return 1;
 }
 
