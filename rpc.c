@@ -489,7 +489,13 @@ struct rpc_client {
     pthread_cond_t changed;
     int receiving; /* a thread is in rmsg_recv for everybody */
     struct call *calls;
+    struct call *spare; /* a short call's allocation, for the next */
 };
+
+/* Calls with arguments of up to this many bytes get an allocation of this
+ * size, and the client keeps one that was done with for the next: a null
+ * call then costs no malloc and free of its own. */
+#define SHORT_CALL_ARGS 64
 
 int rpc_client_open(const char *host, int port, const struct rpc_config *cfg,
                     struct rpc_client **out)
@@ -803,14 +809,29 @@ int64_t rpc_call_async(struct rpc_client *c, uint32_t proc, const void *req,
     if (len > c->cfg.max_request ||
         len > SIZE_MAX - sizeof(struct call) - CALL_HEADER)
         return -EMSGSIZE;
-    /* One allocation for the call and its message. */
-    struct call *k = malloc(sizeof(*k) + CALL_HEADER + len);
+    /* One allocation for the call and its message: a short call's is
+     * the spare if there is one (taken under the lock), a long call's
+     * arguments are copied before the lock is taken. */
+    int short_call = len <= SHORT_CALL_ARGS;
+    struct call *k = NULL;
+    if (short_call) {
+        pthread_mutex_lock(&c->lock);
+        k = c->spare;
+        c->spare = NULL;
+    }
     if (k == NULL)
+        k = malloc(sizeof(*k) + CALL_HEADER +
+                   (short_call ? SHORT_CALL_ARGS : len));
+    if (k == NULL) {
+        if (short_call)
+            pthread_mutex_unlock(&c->lock);
         return -ENOMEM;
+    }
     uint8_t *m = (uint8_t *)(k + 1);
     if (len)
         memcpy(m + CALL_HEADER, req, len);
-    pthread_mutex_lock(&c->lock);
+    if (!short_call)
+        pthread_mutex_lock(&c->lock);
     int64_t now = now_ms();
     *k = (struct call){.id = c->next_call++, .proc = proc, .msg = m,
                        .len = CALL_HEADER + len,
@@ -841,7 +862,10 @@ static int collect(struct rpc_client *c, struct call *k, void **reply,
     } else {
         free(k->reply);
     }
-    free(k);
+    if (k->len <= CALL_HEADER + SHORT_CALL_ARGS && c->spare == NULL)
+        c->spare = k;
+    else
+        free(k);
     return outcome;
 }
 
@@ -943,6 +967,7 @@ void rpc_client_close(struct rpc_client *c)
         free(k->reply);
         free(k);
     }
+    free(c->spare);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->changed);
     free(c);
