@@ -175,10 +175,18 @@ struct frag {
 
 /* A fragment waiting in the receiver's out-of-order buffer. */
 struct held {
-    uint8_t *payload; /* NULL: slot empty */
+    uint8_t *payload; /* its copy; NULL: in place, or the slot is empty */
     uint32_t msg_len, off;
     uint16_t len;
+    uint8_t in_place; /* copied to its place in the reassembly buffer ... */
+    uint32_t gen;     /* ... of the message p->rgen numbered */
 };
+
+/* Whether a slot of the receive ring holds a fragment. */
+static int held_in(const struct held *h)
+{
+    return h->payload != NULL || h->in_place;
+}
 
 /* A whole message waiting for the application. */
 struct delivery {
@@ -259,6 +267,8 @@ struct peer {
                                           that arrived last (see
                                           build_sacks); empty when equal */
     size_t held_bytes, unread_bytes;
+    size_t held_alloc; /* of held_bytes, those in copies of their own */
+    uint32_t rgen;     /* counts the messages begun (see hold_in_place) */
     uint8_t *rbuf; /* message being reassembled */
     uint32_t rlen, rgot, rcap;
     int reassembling, discarding;
@@ -851,9 +861,10 @@ static void relation_clear(struct rmsg_core *c, struct peer *p, int error)
     for (uint32_t i = 0; i < p->rw_cap; i++) {
         free(p->rw[i].payload);
         p->rw[i].payload = NULL;
+        p->rw[i].in_place = 0;
     }
-    c->mem -= p->held_bytes + p->rcap;
-    p->held_bytes = 0;
+    c->mem -= p->held_alloc + p->rcap;
+    p->held_bytes = p->held_alloc = 0;
     p->held_count = 0;
     p->newest_first = p->newest_end = 0;
     free(p->rbuf);
@@ -1319,7 +1330,11 @@ static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
                    uint32_t off, const uint8_t *data, uint16_t len,
                    const uint8_t *placed, rmsg_time now)
 {
-    if (off == 0) {
+    if (off == 0 && p->reassembling && !p->discarding && p->rgot == 0 &&
+        msg_len == p->rlen) {
+        /* The first fragment again, after a first try found no memory:
+         * the message begun stands, with what was placed ahead in it. */
+    } else if (off == 0) {
         /* A new message.  One still partial was abandoned by the sender. */
         if (p->reassembling) {
             free(p->rbuf);
@@ -1327,6 +1342,7 @@ static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
             p->rbuf = NULL;
             p->rcap = 0;
         }
+        p->rgen++;
         p->reassembling = 1;
         p->rlen = msg_len;
         p->rgot = 0;
@@ -1368,6 +1384,32 @@ static int consume(struct rmsg_core *c, struct peer *p, uint32_t msg_len,
     return 0;
 }
 
+/* A fragment that arrived ahead of a gap, of the message being reassembled,
+ * goes straight to its place in the reassembly buffer when it can be told
+ * to belong there: the same length of message, and the offset it must have
+ * if the fragments missing before it are as long as itself, as a sender
+ * cuts all of a message's fragments but the last (which is shorter, says
+ * nothing, and is held apart).  A fragment of the next message cannot
+ * pass for one of this: its offset would put the two messages' first
+ * fragments at the same sequence number.  The slot notes which message it
+ * went into (p->rgen), and drain_held takes the bytes from the buffer only
+ * while that message is still the one in progress.  Returns 1 when it was
+ * copied. */
+static int hold_in_place(struct rmsg_core *c, struct peer *p,
+                         const struct wire_packet *w)
+{
+    uint64_t at = (uint64_t)p->rgot +
+                  (uint64_t)(w->seq - p->rcv_nxt) * w->payload_len;
+    if (!p->reassembling || p->discarding || w->payload_len == 0 ||
+        w->msg_len != p->rlen || w->frag_off != at ||
+        (uint64_t)w->frag_off + w->payload_len >= p->rlen ||
+        reasm_reserve(c, p, w->frag_off + w->payload_len) != 0)
+        return 0;
+    memcpy(p->rbuf + w->frag_off, w->payload, w->payload_len);
+    p->rw[w->seq & (p->rw_cap - 1)].gen = p->rgen;
+    return 1;
+}
+
 /* Stores a fragment that arrived ahead of a gap.  Returns 0 or -ENOMEM. */
 static int hold(struct rmsg_core *c, struct peer *p,
                 const struct wire_packet *w)
@@ -1377,19 +1419,25 @@ static int hold(struct rmsg_core *c, struct peer *p,
                   p->rcv_nxt, ahead + 1, c->cfg.window) != 0)
         return -ENOMEM;
     struct held *h = &p->rw[w->seq & (p->rw_cap - 1)];
-    if (h->payload) {
+    if (held_in(h)) {
         p->st.duplicates++;
         c->st.duplicates++;
         return 0;
     }
-    if (p->held_bytes + p->unread_bytes + w->payload_len >
-            c->cfg.recv_buffer ||
-        c->mem + w->payload_len > c->cfg.recv_total)
+    if (p->held_bytes + p->unread_bytes + w->payload_len > c->cfg.recv_buffer)
         return -ENOMEM;
-    h->payload = malloc(w->payload_len ? w->payload_len : 1);
-    if (h->payload == NULL)
-        return -ENOMEM;
-    memcpy(h->payload, w->payload, w->payload_len);
+    if (hold_in_place(c, p, w)) {
+        h->in_place = 1;
+    } else {
+        if (c->mem + w->payload_len > c->cfg.recv_total)
+            return -ENOMEM;
+        h->payload = malloc(w->payload_len ? w->payload_len : 1);
+        if (h->payload == NULL)
+            return -ENOMEM;
+        memcpy(h->payload, w->payload, w->payload_len);
+        p->held_alloc += w->payload_len;
+        c->mem += w->payload_len;
+    }
     h->msg_len = w->msg_len;
     h->off = w->frag_off;
     h->len = w->payload_len;
@@ -1401,7 +1449,6 @@ static int hold(struct rmsg_core *c, struct peer *p,
         p->newest_first = w->seq, p->newest_end = w->seq + 1;
     p->held_count++;
     p->held_bytes += w->payload_len;
-    c->mem += w->payload_len;
     return 0;
 }
 
@@ -1411,13 +1458,17 @@ static void release_held(struct rmsg_core *c, struct peer *p, uint32_t seq)
     if (p->held_count == 0)
         return;
     struct held *h = &p->rw[seq & (p->rw_cap - 1)];
-    if (h->payload == NULL)
+    if (!held_in(h))
         return;
     p->held_count--;
     p->held_bytes -= h->len;
-    c->mem -= h->len;
+    if (!h->in_place) {
+        p->held_alloc -= h->len;
+        c->mem -= h->len;
+    }
     free(h->payload);
     h->payload = NULL;
+    h->in_place = 0;
 }
 
 /* Moves held fragments that have become in order into their messages.  One
@@ -1427,13 +1478,31 @@ static void drain_held(struct rmsg_core *c, struct peer *p, rmsg_time now)
 {
     while (p->held_count > 0) {
         struct held *h = &p->rw[p->rcv_nxt & (p->rw_cap - 1)];
-        if (h->payload == NULL)
+        if (!held_in(h))
             break;
         /* As for a fragment arriving in order: while the application has
          * recv_buffer bytes unread, nothing more goes in. */
-        if (p->unread_bytes >= c->cfg.recv_buffer ||
-            consume(c, p, h->msg_len, h->off, h->payload, h->len, NULL,
-                    now) != 0) {
+        int taken = -ENOBUFS;
+        if (p->unread_bytes < c->cfg.recv_buffer) {
+            const uint8_t *data = h->payload, *placed = NULL;
+            if (h->in_place && h->gen == p->rgen && p->rbuf != NULL &&
+                p->reassembling && !p->discarding && h->off == p->rgot &&
+                h->msg_len == p->rlen &&
+                (uint64_t)h->off + h->len <= p->rcap) {
+                data = placed = p->rbuf + h->off;
+            } else if (h->in_place && p->reassembling) {
+                /* The message it was copied into is not the one in
+                 * progress: only a sender that broke its own message gets
+                 * here, and the rest of that message is skipped.  (Not
+                 * reassembling, consume itself finds it out of place.) */
+                p->st.malformed++;
+                c->st.malformed++;
+                p->discarding = 1;
+            }
+            taken = consume(c, p, h->msg_len, h->off, data, h->len, placed,
+                            now);
+        }
+        if (taken != 0) {
             /* The sender counts it as arrived (we said so) and will not
              * send it again: it must go in once memory is freed. */
             c->drain_pending = 1;
@@ -1488,7 +1557,7 @@ static void on_data(struct rmsg_core *c, struct peer *p,
             p->rcv_nxt++;
             drain_held(c, p, now);
         } else if (p->held_count > 0 &&
-                   p->rw[w->seq & (p->rw_cap - 1)].payload != NULL) {
+                   held_in(&p->rw[w->seq & (p->rw_cap - 1)])) {
             c->drain_pending = 1; /* taken when memory is freed */
         }
     }
@@ -2382,7 +2451,7 @@ static int build_sacks(const struct peer *p, struct wire_sack *out, int max)
     for (uint32_t i = 1; i < p->rw_cap && seen < p->held_count && n < max;
          i++) {
         uint32_t s = p->rcv_nxt + i;
-        if (p->rw[s & (p->rw_cap - 1)].payload == NULL)
+        if (!held_in(&p->rw[s & (p->rw_cap - 1)]))
             continue;
         seen++;
         if (lowest < n && out[n - 1].end == s)
@@ -2819,7 +2888,7 @@ int rmsg_core_stats(const struct rmsg_core *c, const struct udp_addr *peer,
         if (p == NULL)
             return -ENOENT;
         *st = p->st;
-        st->memory = p->held_bytes + p->unread_bytes + p->rcap;
+        st->memory = p->held_alloc + p->unread_bytes + p->rcap;
     } else {
         *st = c->st;
         st->peers = c->npeers;
