@@ -48,7 +48,7 @@ static int client_connect(struct client *cl, const struct opts *o, char *why,
     else
         snprintf(why, cap, "%s port %d is no rperf server%s", o->host, o->port,
                  r < 0 && errno == ETIMEDOUT
-                     ? " (no greeting within 3 s; or it is busy)"
+                     ? " (no greeting in time; or it is busy)"
                      : "");
     close(fd);
     return -1;

@@ -111,7 +111,11 @@
 #define REPEATS_MAX          1000
 #define CLIENTS_MAX          256 /* -P: rpc clients, one thread each */
 
-#define CONNECT_MS      3000       /* reaching the server (control) */
+#define CONNECT_MS      8000       /* reaching the server (control): TCP
+                                      tries a connection at 0, 1 and 3 s,
+                                      so a SYN or its answer may be lost
+                                      twice (10% drop between namespaces
+                                      made 3 s fail now and then) */
 #define DATA_CONNECT_MS 20000      /* the data connection, server known up */
 #define REPLY_MS        5000       /* the server's answer to a request */
 #define HELLO_MS        20000      /* rmsg: the hello's acknowledgment */

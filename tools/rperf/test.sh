@@ -145,7 +145,8 @@ usage_case "client option on the server" "is a client option" -s -T rpc
     grep -q " rpc " "$tmp/out" && ok "--help" || bad "--help" "no examples" "$tmp/out"
 
 # ---------------------------------------------------------------------------
-# No server: a clear error, status 1, well within the 3 s connect deadline
+# No server: a clear error, status 1, at once (the connection is refused;
+# the connect deadline is for a silent peer)
 
 kill "$server_pid" 2> /dev/null
 wait "$server_pid" 2> /dev/null
