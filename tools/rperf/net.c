@@ -154,9 +154,12 @@ int tcp_connect(const char *host, int port, int timeout_ms, char *err,
             break;
     }
     freeaddrinfo(res);
-    if (fd < 0)
-        snprintf(err, cap, "cannot connect to %s port %d: %s%s", host, port,
-                 strerror(e), e == ETIMEDOUT ? " (no answer in 3 s)" : "");
+    if (fd < 0 && e == ETIMEDOUT)
+        snprintf(err, cap, "cannot connect to %s port %d: %s (no answer in %d s)",
+                 host, port, strerror(e), (timeout_ms + 999) / 1000);
+    else if (fd < 0)
+        snprintf(err, cap, "cannot connect to %s port %d: %s", host, port,
+                 strerror(e));
     return fd;
 }
 
