@@ -166,6 +166,7 @@ struct frag {
     uint8_t lost;    /* declared lost, waiting to be sent again */
     uint8_t in_pipe; /* counted in the peer's bytes in flight */
     uint8_t app_limited; /* sent while the sender had nothing more */
+    uint8_t refused; /* the peer dropped every copy so far unread */
     rmsg_time sent;
     uint64_t order; /* transmission order, for RACK */
     /* Delivery-rate sampling (the state when this copy was sent). */
@@ -1604,6 +1605,7 @@ static void mark_lost(struct peer *p, struct frag *f, uint32_t seq)
     if (!f->lost) {
         f->lost = 1;
         p->lost++;
+        cc_on_lost(&p->cc, frag_bytes(f));
     }
     pipe_leave(p, f);
     if (seq_lt(seq, p->lost_hint))
@@ -2120,13 +2122,22 @@ static int address_proven(struct rmsg_core *c, const struct udp_addr *from,
 
 /* The peer dropped everything we had in flight unread (it asked for an
  * address token, or challenged a relation it did not know yet): it goes
- * again at once, instead of when the retransmission timer says. */
+ * again at once, instead of when the retransmission timer says.  An
+ * acknowledgment can then only be for the copy sent next, so that copy
+ * counts as a first sending (send_frag): its round trip is measured
+ * (Karn's rule is for copies that might each have arrived), though it is
+ * still counted as sent again.  Otherwise the hello of every new relation
+ * with a peer that validates addresses left the transfer after it without
+ * a round trip, paced at the hello's own tiny rate: a first 1 MiB message
+ * on loopback waited 10 to 30 ms after its first fragment. */
 static void resend_flight(struct peer *p)
 {
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
-        if (f->msg != NULL && !f->sacked)
+        if (f->msg != NULL && !f->sacked) {
             mark_lost(p, f, s);
+            f->refused = 1;
+        }
     }
     p->rto_probe = 1;
 }
@@ -2552,9 +2563,14 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
         w.payload_shift = c->frag_shift;
         w.payload_crc = f->msg->fcrc[f->off / c->payload_max];
     }
-    if (f->tx > 0) {
+    int again = f->tx > 0;
+    if (again) {
         p->st.retransmissions++;
         c->st.retransmissions++;
+    }
+    if (f->refused) {
+        f->refused = 0;
+        f->tx = 0; /* the first copy the peer will read (resend_flight) */
     }
     if (f->tx < UINT8_MAX)
         f->tx++;
@@ -2565,7 +2581,7 @@ static int send_frag(struct rmsg_core *c, struct peer *p, uint32_t seq,
     if (p->rto_at == RMSG_NEVER)
         p->rto_at = now + p->rto;
     arm_tlp(p, now);
-    return emit(c, p, &w, f->tx > 1, buf, cap, now);
+    return emit(c, p, &w, again, buf, cap, now);
 }
 
 /* send_frag, then what a call finding nothing more to send would note: a

@@ -17,7 +17,9 @@
 # Needs valgrind and its headers (valgrind/callgrind.h).  Under valgrind
 # the processor has no AVX-512, so CRC-32C takes its SSE 4.2 path.
 # Environment: N (round trips, default 3000), TRS (transports, default
-# "udp rmsg rpc"), PORT (default 5395).
+# "udp rmsg rpc"), PORT (default 5395), KEEP (a directory: the callgrind
+# profiles are kept there as TRANSPORT-client.out and TRANSPORT-server.out,
+# for callgrind_annotate).
 set -u
 tree=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 n=${N:-3000} port=${PORT:-5395}
@@ -64,5 +66,10 @@ for tr in ${TRS:-udp rmsg rpc}; do
     wait "$srv"
     c=$(sed -n 's/^summary: //p' "$work/cli.out")
     s=$(sed -n 's/^summary: //p' "$work/srv.out")
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP"
+        cp "$work/cli.out" "$KEEP/$tr-client.out"
+        cp "$work/srv.out" "$KEEP/$tr-server.out"
+    fi
     echo "$tr: client $((c / n)) server $((s / n)) both $(((c + s) / n)) instructions per round trip on its path"
 done

@@ -28,7 +28,8 @@
  *
  * Modes, as BBR has them:
  *   STARTUP   doubles the rate every round trip (gain 2.89) until bw stops
- *             growing by a quarter for three rounds;
+ *             growing by a quarter for three rounds, or a round loses a
+ *             quarter of what it carried (as BBR v2 leaves it on loss);
  *   DRAIN     sends slower (gain 1/2.89) until the queue startup built is
  *             gone;
  *   PROBE_BW  cruises at bw, one round in eight at 1.25 bw to find more
@@ -77,6 +78,9 @@ struct cc {
     rmsg_time min_rtt_at;
     uint64_t full_bw;           /* startup: bw three rounds ago */
     int full_count, full;
+    uint64_t round_lost;        /* datagrams found lost this round */
+    uint64_t round_lost_bytes;  /* and their bytes */
+    uint64_t round_delivered;   /* `delivered` when this round began */
     int cycle;                  /* PROBE_BW phase, 0..7 */
     rmsg_time cycle_at;
     rmsg_time probe_rtt_end;    /* RMSG_NEVER until inflight is low */
@@ -99,6 +103,8 @@ void cc_init(struct cc *cc, uint32_t mss, uint32_t initial_dgrams);
 void cc_on_ack(struct cc *cc, const struct cc_sample *rs, uint32_t srtt_us,
                rmsg_time now);
 
+/* A datagram of `bytes` was found lost (by RACK, a probe or the timer). */
+void cc_on_lost(struct cc *cc, uint64_t bytes);
 /* The retransmission timer expired: the path may have changed completely,
  * so the window falls to its minimum and grows back as acks return. */
 void cc_on_timeout(struct cc *cc);
