@@ -30,8 +30,10 @@
  * Retransmission
  *   The sender keeps each unacknowledged fragment (a reference into its copy
  *   of the message).  Round-trip samples give SRTT, RTTVAR and RTO as RFC
- *   6298 says, never from a retransmitted fragment (Karn's rule), with the
- *   acknowledgment delay the peer reports subtracted.  Loss is found two
+ *   6298 says, never from a retransmitted fragment (Karn's rule; a copy
+ *   sent again because the peer dropped every earlier one unread, asking
+ *   for an address token, is timed), with the acknowledgment delay the
+ *   peer reports subtracted.  Loss is found two
  *   ways: a fragment sent before one that has since been acknowledged, and
  *   outstanding for longer than a round trip plus a reordering allowance
  *   (a quarter of the shortest round trip, more once retransmissions prove
