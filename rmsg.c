@@ -484,15 +484,17 @@ static void *fifo_at(const struct fifo *q, uint32_t i)
     return q->ring + (size_t)((q->head + i) & (q->cap - 1)) * q->size;
 }
 
-/* Appends a copy of item.  Returns 0, or -ENOMEM. */
-static int fifo_push(struct fifo *q, const void *item)
+/* The slot for a new item at the back (the caller fills it, by assignment
+ * of its own type: a copy the compiler sees the size of), or NULL when
+ * there is no memory for it. */
+static void *fifo_slot(struct fifo *q)
 {
     if (q->count == q->cap) {
         uint32_t ncap = q->cap ? q->cap * 2 : 16;
         unsigned char *n = malloc((size_t)ncap * q->size);
         if (n == NULL || ncap < q->cap) {
             free(n);
-            return -ENOMEM;
+            return NULL;
         }
         for (uint32_t i = 0; i < q->count; i++)
             memcpy(n + (size_t)i * q->size, fifo_at(q, i), q->size);
@@ -501,27 +503,27 @@ static int fifo_push(struct fifo *q, const void *item)
         q->cap = ncap;
         q->head = 0;
     }
-    memcpy(fifo_at(q, q->count), item, q->size);
-    q->count++;
-    return 0;
+    return fifo_at(q, q->count++);
 }
 
-/* Takes the oldest item into *item.  Returns 0, or -EAGAIN when empty. */
-static int fifo_pop(struct fifo *q, void *item)
+/* The oldest item, or NULL when empty; fifo_drop removes it. */
+static void *fifo_front(const struct fifo *q)
 {
-    if (q->count == 0)
-        return -EAGAIN;
-    memcpy(item, fifo_at(q, 0), q->size);
+    return q->count ? fifo_at(q, 0) : NULL;
+}
+
+static void fifo_drop(struct fifo *q)
+{
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
-    return 0;
 }
 
 static void push_event(struct rmsg_core *c, const struct peer *p,
                        uint64_t id, int error)
 {
-    struct rmsg_event ev = {.id = id, .peer = p->addr, .error = error};
-    fifo_push(&c->evq, &ev); /* on failure the outcome is still counted */
+    struct rmsg_event *ev = fifo_slot(&c->evq);
+    if (ev) /* without, the outcome is still counted */
+        *ev = (struct rmsg_event){.id = id, .peer = p->addr, .error = error};
 }
 
 /* Asks for huge pages under a large buffer about to be filled.  Without
@@ -1250,15 +1252,16 @@ static void deliver(struct rmsg_core *c, struct peer *p, rmsg_time now)
         c->mem -= p->rcap - p->rlen;
         p->rcap = p->rlen;
     }
-    struct delivery d = {.peer = p, .from = p->addr, .data = p->rbuf,
-                         .len = p->rlen};
-    if (fifo_push(&c->dq, &d) != 0) {
+    struct delivery *d = fifo_slot(&c->dq);
+    if (d == NULL) {
         /* Cannot happen in a way we can recover from without losing the
          * message; count it as refused rather than crash. */
         c->st.refused++;
         free(p->rbuf);
         c->mem -= p->rcap;
     } else {
+        *d = (struct delivery){.peer = p, .from = p->addr, .data = p->rbuf,
+                               .len = p->rlen};
         /* The buffer stays counted in c->mem, and a delivery costs
          * DELIVERY_BYTES besides, so that even empty messages the
          * application does not read close the window. */
@@ -2821,9 +2824,11 @@ rmsg_time rmsg_core_next_strict(struct rmsg_core *c)
 int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
                    size_t *len)
 {
-    struct delivery dv, *d = &dv;
-    if (fifo_pop(&c->dq, d) != 0)
+    struct delivery dv, *d = &dv, *front = fifo_front(&c->dq);
+    if (front == NULL)
         return -EAGAIN;
+    dv = *front;
+    fifo_drop(&c->dq);
     if (d->peer) {
         /* See deliver: the buffer (its capacity is its length once
          * whole) and the delivery's own cost. */
@@ -2874,7 +2879,12 @@ void rmsg_core_recycle(struct rmsg_core *c, void *msg, size_t len)
 
 int rmsg_core_event(struct rmsg_core *c, struct rmsg_event *ev)
 {
-    return fifo_pop(&c->evq, ev);
+    struct rmsg_event *front = fifo_front(&c->evq);
+    if (front == NULL)
+        return -EAGAIN;
+    *ev = *front;
+    fifo_drop(&c->evq);
+    return 0;
 }
 
 void rmsg_core_ack_now(struct rmsg_core *c)
