@@ -194,7 +194,7 @@ static int held_in(const struct held *h)
 /* A whole message waiting for the application. */
 struct delivery {
     struct peer *peer; /* NULL once the relation is gone */
-    struct udp_addr from;
+    struct udp_addr from; /* the sender, set when peer becomes NULL */
     uint8_t *data;
     size_t len;
 };
@@ -883,8 +883,10 @@ static void peer_free(struct rmsg_core *c, struct peer *p)
     relation_clear(c, p, -ECONNRESET);
     for (uint32_t i = 0; i < c->dq.count; i++) {
         struct delivery *d = fifo_at(&c->dq, i);
-        if (d->peer == p)
+        if (d->peer == p) {
             d->peer = NULL; /* its bytes leave c->mem here, not later */
+            d->from = p->addr;
+        }
     }
     c->mem -= p->unread_bytes;
     free(p->sw);
@@ -1260,8 +1262,9 @@ static void deliver(struct rmsg_core *c, struct peer *p, rmsg_time now)
         free(p->rbuf);
         c->mem -= p->rcap;
     } else {
-        *d = (struct delivery){.peer = p, .from = p->addr, .data = p->rbuf,
-                               .len = p->rlen};
+        d->peer = p;
+        d->data = p->rbuf;
+        d->len = p->rlen;
         /* The buffer stays counted in c->mem, and a delivery costs
          * DELIVERY_BYTES besides, so that even empty messages the
          * application does not read close the window. */
@@ -2824,16 +2827,20 @@ rmsg_time rmsg_core_next_strict(struct rmsg_core *c)
 int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
                    size_t *len)
 {
-    struct delivery dv, *d = &dv, *front = fifo_front(&c->dq);
-    if (front == NULL)
+    struct delivery *d = fifo_front(&c->dq);
+    if (d == NULL)
         return -EAGAIN;
-    dv = *front;
-    fifo_drop(&c->dq);
-    if (d->peer) {
+    struct peer *dp = d->peer;
+    uint8_t *data = d->data;
+    size_t dlen = d->len;
+    if (from)
+        *from = dp ? dp->addr : d->from;
+    fifo_drop(&c->dq); /* d is not to be read from here on */
+    if (dp) {
         /* See deliver: the buffer (its capacity is its length once
          * whole) and the delivery's own cost. */
-        struct peer *p = d->peer;
-        size_t acct = d->len + DELIVERY_BYTES;
+        struct peer *p = dp;
+        size_t acct = dlen + DELIVERY_BYTES;
         if (acct > p->unread_bytes)
             acct = p->unread_bytes;
         p->unread_bytes -= acct;
@@ -2858,10 +2865,8 @@ int rmsg_core_recv(struct rmsg_core *c, struct udp_addr *from, void **msg,
                     p->ack_now = 1;
             }
     }
-    if (from)
-        *from = d->from;
-    *msg = d->data;
-    *len = d->len;
+    *msg = data;
+    *len = dlen;
     return 0;
 }
 
