@@ -150,6 +150,19 @@ library_version() {
     echo "commit ${commit:-unknown} (the last that changed it), working tree $state"
 }
 
+# How an idle CPU waits: on a virtual machine this sets how fast a blocked
+# receiver wakes, which is most of a loopback round trip (see README).
+idle_state() {
+    local d=/sys/devices/system/cpu/cpuidle h=/sys/module/haltpoll/parameters
+    local drv
+    drv=$(cat "$d/current_driver" 2> /dev/null) || { echo "unknown"; return; }
+    if [ -r "$h/guest_halt_poll_ns" ]; then
+        echo "cpuidle $drv, guest_halt_poll_ns $(cat "$h/guest_halt_poll_ns")"
+    else
+        echo "cpuidle $drv"
+    fi
+}
+
 write_results() {
     local seconds=$1 netns=$2 first=1 line
     {
@@ -160,6 +173,7 @@ write_results() {
         echo "  \"cpu\": $(json_string "$cpu"),"
         echo "  \"cores\": $(nproc),"
         echo "  \"load_at_start\": $(json_string "$load"),"
+        echo "  \"idle\": $(json_string "$idle"),"
         echo "  \"library\": $(json_string "$library"),"
         echo "  \"repeats\": $repeats,"
         echo "  \"netns_repeats\": $netns_repeats,"
@@ -190,6 +204,7 @@ write_markdown() {
         echo
         echo "- Machine: \`$(uname -a)\`"
         echo "- CPU: $cpu, $(nproc) cores; load average at the start: $load"
+        echo "- Idle CPUs: $idle"
         echo "- Library: $library"
         if [ "$netns" = measured ]; then
             echo "- Loopback rows: median of $repeats runs; network namespace rows:"
@@ -229,6 +244,7 @@ main() {
     mkdir -p "$out"
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2> /dev/null | head -1)
     load=$(cut -d' ' -f1-3 /proc/loadavg 2> /dev/null)
+    idle=$(idle_state)
     library=$(library_version)
     echo "bench: loopback, $repeats runs per case"
     run_loopback
