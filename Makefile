@@ -39,7 +39,8 @@ LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 EXAMPLES = udp_client udp_server rmsg_client rmsg_server counter_server \
            counter_client
 TOOLS    = rperf
-TEST_SRCS = tests/run.c tests/test_udp.c tests/test_crc32c.c tests/test_wire.c \
+TEST_SRCS = tests/run.c tests/test_udp.c tests/test_crc32c.c tests/test_cc.c \
+            tests/test_wire.c \
             tests/simlink.c tests/test_rmsg_sim.c tests/test_rmsg.c \
             tests/test_rpc.c tests/test_marshal.c tests/test_rpc_sim.c \
             tests/test_hostile.c

@@ -21,6 +21,7 @@ static const struct {
     int (*add)(void);
 } suites[] = {
     {"crc32c", test_crc32c_register},
+    {"cc", test_cc_register},
     {"udp", test_udp_register},
     {"wire", test_wire_register},
     {"rmsg-sim", test_rmsg_sim_register},

@@ -6,6 +6,7 @@
 
 /* Each returns 0 once its suite is registered, -1 on a CUnit error. */
 int test_crc32c_register(void);
+int test_cc_register(void);
 int test_udp_register(void);
 int test_wire_register(void);
 int test_rmsg_sim_register(void);
