@@ -46,16 +46,25 @@ static void round_of(struct feed *f, uint64_t dgrams, uint64_t lost,
     cc_on_ack(&f->cc, &rs, RTT_US, f->now);
 }
 
+/* A fresh controller through `rounds` rounds in which the delivery rate
+ * doubles, from 1 MB/s, without loss; STARTUP must still be on.  Returns
+ * the last round's rate. */
+static uint64_t grow(struct feed *f, int rounds)
+{
+    feed_start(f);
+    uint64_t rate = 0;
+    for (int r = 0; r < rounds; r++)
+        round_of(f, 10u << r, 0, rate = 1000000u << r);
+    CU_ASSERT_EQUAL(f->cc.mode, CC_STARTUP);
+    return rate;
+}
+
 /* The rule of BBR: three rounds in a row without a quarter more bandwidth
  * end STARTUP, and not two. */
 static void test_startup_ends_when_bw_is_flat(void)
 {
     struct feed f;
-    feed_start(&f);
-    uint64_t rate = 0;
-    for (int r = 0; r < 6; r++)
-        round_of(&f, 10u << r, 0, rate = 1000000u << r);
-    CU_ASSERT_EQUAL(f.cc.mode, CC_STARTUP);
+    uint64_t rate = grow(&f, 6);
     round_of(&f, 640, 0, rate);
     round_of(&f, 640, 0, rate);
     CU_ASSERT_EQUAL(f.cc.mode, CC_STARTUP);
@@ -70,13 +79,9 @@ static void test_startup_ends_when_bw_is_flat(void)
 static void test_startup_ends_on_heavy_loss(void)
 {
     struct feed f;
-    feed_start(&f);
-    uint64_t rate = 1000000;
-    for (int r = 0; r < 5; r++, rate *= 2)
-        round_of(&f, 10u << r, 0, rate);
-    CU_ASSERT_EQUAL(f.cc.mode, CC_STARTUP);
+    uint64_t rate = grow(&f, 5);
     /* 90 delivered, 30 lost: a quarter of 120, judged as the round ends. */
-    round_of(&f, 90, 30, rate);
+    round_of(&f, 90, 30, rate * 2);
     CU_ASSERT_NOT_EQUAL(f.cc.mode, CC_STARTUP);
     CU_ASSERT_EQUAL(f.cc.full, 1);
 }
