@@ -1613,7 +1613,6 @@ static void mark_lost(struct peer *p, struct frag *f, uint32_t seq)
     if (!f->lost) {
         f->lost = 1;
         p->lost++;
-        cc_on_lost(&p->cc, frag_bytes(f));
     }
     pipe_leave(p, f);
     if (seq_lt(seq, p->lost_hint))
@@ -1621,12 +1620,16 @@ static void mark_lost(struct peer *p, struct frag *f, uint32_t seq)
 }
 
 /* Counts a loss found (by RACK, the probe or the timer; some are
- * spurious, as when a busy receiver is late).  A path is lossy when more
- * than one datagram in LOSS_SHARE of those sent lately was found lost:
- * enough to tell a network that drops one in a hundred from a loaded
- * host that is late now and then (see peer_next_strict). */
-static void note_loss(struct peer *p)
+ * spurious, as when a busy receiver is late), with the fragment found lost
+ * (NULL: none) for the controller; a flight the peer refused unread
+ * (resend_flight) is not a loss.  A path is lossy when more than one
+ * datagram in LOSS_SHARE of those sent lately was found lost: enough to
+ * tell a network that drops one in a hundred from a loaded host that is
+ * late now and then (see peer_next_strict). */
+static void note_loss(struct peer *p, const struct frag *f)
 {
+    if (f)
+        cc_on_lost(&p->cc, frag_bytes(f));
     if (++p->epoch_losses * LOSS_SHARE > LOSS_EPOCH)
         p->lossy = 1;
 }
@@ -1870,7 +1873,7 @@ static void detect_losses(struct rmsg_core *c, struct peer *p, rmsg_time now)
         rmsg_time due = f->sent + rtt + reo;
         if (now >= due) {
             mark_lost(p, f, s);
-            note_loss(p);
+            note_loss(p, f);
         } else {
             p->rack_at = tmin(p->rack_at, due);
         }
@@ -2388,15 +2391,17 @@ static void retransmission_timer(struct rmsg_core *c, struct peer *p,
     }
     p->st.timeouts++;
     c->st.timeouts++;
-    note_loss(p);
+    struct frag *oldest = NULL;
     for (uint32_t s = p->snd_una; seq_lt(s, p->snd_nxt); s++) {
         struct frag *f = &p->sw[s & (p->sw_cap - 1)];
         if (!f->sacked && f->msg != NULL) {
             mark_lost(p, f, s);
             p->rto_probe = 1;
+            oldest = f;
             break;
         }
     }
+    note_loss(p, oldest);
     if (p->backoff < 30)
         p->backoff++;
     uint64_t rto = (uint64_t)p->rto * 2;
@@ -2427,7 +2432,7 @@ static void tail_loss_probe(struct rmsg_core *c, struct peer *p,
         if (f->sacked || f->msg == NULL)
             continue;
         mark_lost(p, f, s);
-        note_loss(p);
+        note_loss(p, f);
         p->rto_probe = 1;
         p->tlp_sent = 1;
         TRACE(c, now, &p->addr, "tail loss probe seq=%u", s);
