@@ -16,7 +16,9 @@
  * counts that timeout in scheduler ticks, so such a timer may fire up to
  * one tick (1 to 10 ms) late.  Waits for the timers that keep a transfer
  * moving (pacing, loss detection, acknowledgments: see
- * rmsg_core_next_strict) sleep in ppoll instead, to the microsecond.
+ * rmsg_core_next_strict) sleep in ppoll instead, to the microsecond, with
+ * a timerfd (on Linux) that stays set from one sleep to the next, because
+ * setting a short timeout afresh for each sleep is what costs (timer_by).
  *
  * Several threads may call at once.  One lock guards the core.  At most one
  * thread at a time sleeps on the socket (the "poller"); the others sleep on
@@ -40,6 +42,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
 
 #define BATCH 64 /* datagrams per sendmmsg / recvmmsg */
 #define BLOCK_MIN_US 500 /* shorter waits sleep in ppoll, precisely */
@@ -62,6 +67,8 @@ struct rmsg_endpoint {
     int self_wake;  /* UDP_Wake works: long waits block on the socket */
     int wake[2];    /* otherwise a pipe the poller also watches */
     int64_t block_us;      /* the socket's blocking timeout now (0: none) */
+    int timer;             /* a timerfd that ends precise sleeps (-1: none) */
+    rmsg_time timer_at;    /* when it fires; RMSG_NEVER: not set */
     rmsg_time now;         /* the latest clock reading (see clock_read) */
     rmsg_time sleep_until; /* while polling: the poller wakes by then */
     pthread_mutex_t lock;
@@ -260,25 +267,70 @@ static void block_for(struct rmsg_endpoint *ep, rmsg_time wait)
         ep->block_us = want;
 }
 
-/* Sleeps in ppoll, to the microsecond, until a datagram, a wake-up or the
- * end of the wait (negative: none).  Returns how many datagrams it then
- * took from the socket. */
-static int sleep_precisely(struct rmsg_endpoint *ep, rmsg_time wait)
+/* Makes the timerfd fire by `until` at the latest.  A precise sleep that
+ * sets its own timeout pays for it on every wake, on a virtual machine
+ * most of all: a timeout sooner than the kernel's next tick is written to
+ * the (virtual) timer hardware when the sleep starts and taken out again
+ * when a datagram ends the sleep early, as one usually does, and each of
+ * the two costs an exit to the hypervisor (here they doubled a 7 µs round
+ * trip).  The timerfd is left set instead and only ever moved earlier, or
+ * set again once it has fired: it may then fire before it is needed,
+ * which only means working out the wait again.  Returns 0 when the
+ * timerfd is set by then, -1 when there is none to set. */
+static int timer_by(struct rmsg_endpoint *ep, rmsg_time until)
 {
-    struct pollfd fds[2] = {{.fd = ep->fd, .events = POLLIN},
-                            {.fd = ep->wake[0], .events = POLLIN}};
-    nfds_t nfds = ep->self_wake ? 1 : 2;
+#ifdef __linux__
+    if (ep->timer < 0)
+        return -1;
+    if (ep->timer_at <= until)
+        return 0;
+    struct itimerspec it = {.it_value = {.tv_sec = until / 1000000,
+                                         .tv_nsec = until % 1000000 * 1000}};
+    if (timerfd_settime(ep->timer, TFD_TIMER_ABSTIME, &it, NULL) != 0)
+        return -1;
+    ep->timer_at = until;
+    return 0;
+#else
+    (void)ep;
+    (void)until;
+    return -1;
+#endif
+}
+
+/* Sleeps in ppoll, to the microsecond, until a datagram, a wake-up or
+ * `until`, `wait` from now (RMSG_NEVER: no end); see timer_by.  Returns
+ * how many datagrams it then took from the socket. */
+static int sleep_precisely(struct rmsg_endpoint *ep, rmsg_time wait,
+                           rmsg_time until)
+{
+    struct pollfd fds[3] = {{.fd = ep->fd, .events = POLLIN}};
+    nfds_t nfds = 1, pipe_at = 0, timer_at = 0;
+    if (!ep->self_wake) {
+        pipe_at = nfds;
+        fds[nfds++] = (struct pollfd){.fd = ep->wake[0], .events = POLLIN};
+    }
+    if (wait != RMSG_NEVER && timer_by(ep, until) == 0) {
+        timer_at = nfds;
+        fds[nfds++] = (struct pollfd){.fd = ep->timer, .events = POLLIN};
+        wait = RMSG_NEVER; /* the timerfd ends the sleep */
+    }
 #ifdef __linux__
     struct timespec ts = {.tv_sec = wait / 1000000,
                           .tv_nsec = (wait % 1000000) * 1000};
-    int r = ppoll(fds, nfds, wait < 0 ? NULL : &ts, NULL);
+    int r = ppoll(fds, nfds, wait == RMSG_NEVER ? NULL : &ts, NULL);
 #else
-    int r = poll(fds, nfds, wait < 0 ? -1 : (int)((wait + 999) / 1000));
+    int r = poll(fds, nfds,
+                 wait == RMSG_NEVER ? -1 : (int)((wait + 999) / 1000));
 #endif
     char drain[64];
-    if (r > 0 && nfds == 2 && (fds[1].revents & POLLIN))
+    if (r > 0 && pipe_at && (fds[pipe_at].revents & POLLIN))
         while (read(ep->wake[0], drain, sizeof(drain)) > 0)
             ;
+    if (r > 0 && timer_at && (fds[timer_at].revents & POLLIN)) {
+        uint64_t fired;
+        if (read(ep->timer, &fired, sizeof(fired)) == sizeof(fired))
+            ep->timer_at = RMSG_NEVER;
+    }
     UDP_Pump(ep->fd);
     if (r <= 0 || !(fds[0].revents & POLLIN))
         return 0;
@@ -335,7 +387,7 @@ static void wait_once(struct rmsg_endpoint *ep, rmsg_time deadline)
             pthread_mutex_lock(&ep->lock);
             ep->now = t1;
         } else {
-            n = sleep_precisely(ep, wait == RMSG_NEVER ? -1 : wait);
+            n = sleep_precisely(ep, wait, until);
             pthread_mutex_lock(&ep->lock);
             clock_read(ep);
         }
@@ -460,7 +512,8 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
     struct rmsg_endpoint *ep = calloc(1, sizeof(*ep));
     if (ep == NULL)
         return -ENOMEM;
-    ep->fd = ep->wake[0] = ep->wake[1] = -1;
+    ep->fd = ep->wake[0] = ep->wake[1] = ep->timer = -1;
+    ep->timer_at = RMSG_NEVER;
     if (cfg)
         ep->cfg = *cfg;
     else
@@ -495,6 +548,10 @@ int rmsg_open(int port, const struct rmsg_config *cfg,
     clock_read(ep);
     if ((err = pipe_nonblocking(ep->wake)) != 0)
         goto fail;
+#ifdef __linux__
+    /* None (no timerfd): sleeps set their own timeout (timer_by). */
+    ep->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+#endif
     if ((ep->fd = UDP_OpenDual(port, AF_UNSPEC)) < 0) {
         err = -errno;
         goto fail;
@@ -517,6 +574,8 @@ fail:
         close(ep->wake[0]);
         close(ep->wake[1]);
     }
+    if (ep->timer >= 0)
+        close(ep->timer);
     rmsg_core_free(ep->core);
     free(ep->txbuf);
     free(ep->rxbuf);
@@ -538,6 +597,8 @@ void rmsg_close(struct rmsg_endpoint *ep)
     UDP_Close(ep->fd);
     close(ep->wake[0]);
     close(ep->wake[1]);
+    if (ep->timer >= 0)
+        close(ep->timer);
     rmsg_core_free(ep->core);
     pthread_mutex_destroy(&ep->lock);
     pthread_cond_destroy(&ep->changed);
