@@ -8,7 +8,9 @@
 #
 #   loopback  raw UDP round trip (64 B) and datagram rate (64 B, 1400 B);
 #             64-byte round trips of rmsg and TCP; rpc null calls with 1
-#             and 8 clients; bulk goodput of rmsg-async, rmsg (stop and
+#             and 8 clients (one client's round trips with client and
+#             server on CPUs of their own, and rmsg's and rpc's again on
+#             one CPU, where there are two and taskset); bulk goodput of rmsg-async, rmsg (stop and
 #             wait) and TCP for 1 KiB, 64 KiB, 1 MiB and 64 MiB messages
 #             in 65000-byte datagrams (TCP: the bulk baseline)
 #   netns     (root only; bench/netns.sh) two network namespaces with 0,
@@ -49,6 +51,7 @@ work=$(mktemp -d)
 runs=$work/runs.jsonl
 : > "$runs"
 server_pid=""
+placement=""
 
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null
@@ -64,8 +67,12 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------
 # Loopback
 
+# Where the processes run (see run_loopback): commands put in front of the
+# server's and the client's rperf, empty for "wherever the kernel likes".
+pin_server=() pin_client=()
+
 start_loopback() {
-    "$rperf" --server --port 0 --quiet > "$work/server.out" 2>&1 &
+    "${pin_server[@]}" "$rperf" --server --port 0 --quiet > "$work/server.out" 2>&1 &
     server_pid=$!
     port=""
     local _
@@ -85,29 +92,59 @@ lo() {
     local name=$1 group=$2 label=$3 t0 rc=0 extra="" note=""
     shift 3
     t0=$(now)
-    timeout 600 "$rperf" -c 127.0.0.1 -p "$port" --json -r "$repeats" "$@" \
-        > "$work/one.out" 2>&1 || rc=$?
+    timeout 600 "${pin_client[@]}" "$rperf" -c 127.0.0.1 -p "$port" --json \
+        -r "$repeats" "$@" > "$work/one.out" 2>&1 || rc=$?
     if [ "$rc" != 0 ] && ! kill -0 "$server_pid" 2> /dev/null; then
         wait "$server_pid" 2> /dev/null
         extra=$(retry_note "$?")
         note="retried: the server was gone"
         rc=0
         start_loopback
-        timeout 600 "$rperf" -c 127.0.0.1 -p "$port" --json -r "$repeats" \
-            "$@" > "$work/one.out" 2>&1 || rc=$?
+        timeout 600 "${pin_client[@]}" "$rperf" -c 127.0.0.1 -p "$port" --json \
+            -r "$repeats" "$@" > "$work/one.out" 2>&1 || rc=$?
     fi
     record "$work/one.out" "$name" "$group" "$label" loopback 0 "$rc" "$extra"
     progress "$label" "$(since "$t0")" "$work/one.out" "$note"
 }
 
+stop_loopback() {
+    kill "$server_pid" 2> /dev/null
+    wait "$server_pid" 2> /dev/null
+    server_pid=""
+}
+
+# True where client and server can be put on CPUs of their own.
+can_pin() {
+    [ "$(nproc)" -ge 2 ] && command -v taskset > /dev/null 2>&1
+}
+
 run_loopback() {
     local n s size bytes
-    start_loopback
     n=$(scale 20000)
+    # One client's round trips, with the two ends on different CPUs: left
+    # to the kernel, the two processes of a ping-pong sometimes share a
+    # CPU (a raw UDP round trip then takes 4 us instead of 7 here) and
+    # sometimes do not, run by run, and a ratio of two runs placed
+    # differently says nothing.  The "one CPU" rows show the other case.
+    if can_pin; then
+        pin_server=(taskset -c 0) pin_client=(taskset -c 1)
+        placement="client on CPU 1, server on CPU 0"
+    fi
+    start_loopback
     lo udp-rtt latency "raw UDP 64 B round trip" -T udp --lat -l 64 -N "$n"
     lo rmsg-rtt latency "rmsg 64 B round trip" -T rmsg --lat -l 64 -N "$n"
     lo tcp-rtt latency "TCP 64 B round trip" -T tcp --lat -l 64 -N "$n"
     lo rpc-null-1 latency "rpc null call, 1 client" -T rpc --lat -N "$n"
+    if can_pin; then
+        pin_client=(taskset -c 0)
+        lo rmsg-rtt-1cpu latency "rmsg 64 B round trip, one CPU" \
+            -T rmsg --lat -l 64 -N "$n"
+        lo rpc-null-1-1cpu latency "rpc null call, 1 client, one CPU" \
+            -T rpc --lat -N "$n"
+        stop_loopback
+        pin_server=() pin_client=()
+        start_loopback
+    fi
     lo rpc-null-8 latency "rpc null calls, 8 clients" -T rpc --lat -P 8 \
         -N "$(scale 80000)"
     s=1.5
@@ -126,9 +163,7 @@ run_loopback() {
         lo "bulk-tcp-$size" bulk "TCP bulk, $size messages" \
             -T tcp -D 65000 -l "$size" -n "$bytes"
     done
-    kill "$server_pid" 2> /dev/null
-    wait "$server_pid" 2> /dev/null
-    server_pid=""
+    stop_loopback
 }
 
 # ---------------------------------------------------------------------------
@@ -225,6 +260,11 @@ write_markdown() {
         echo "call at most 1.10x raw UDP, pipelined rmsg bulk at least 1.0x (stop"
         echo "and wait has no bulk goal), about 2 datagrams per rpc call; TCP"
         echo "is the bulk baseline for large messages."
+        if [ -n "$placement" ]; then
+            echo "The round trips of one client on loopback ran with $placement"
+            echo "(taskset), every transport and its baseline alike; the \"one CPU\""
+            echo "rows put both on CPU 0.  All else ran where the kernel placed it."
+        fi
         echo
         cat "$work/table.md"
         echo
