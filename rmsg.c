@@ -2435,6 +2435,11 @@ static void tail_loss_probe(struct rmsg_core *c, struct peer *p,
         note_loss(p, f);
         p->rto_probe = 1;
         p->tlp_sent = 1;
+        /* The timer waits for the probe's answer (it does not move when
+         * it is due later anyway: a probe lost too is then no later). */
+        rmsg_time answer = now + 2 * (rmsg_time)p->srtt + p->ack_delay_max;
+        if (p->rto_at < answer)
+            p->rto_at = answer;
         TRACE(c, now, &p->addr, "tail loss probe seq=%u", s);
         return;
     }
@@ -2443,6 +2448,12 @@ static void tail_loss_probe(struct rmsg_core *c, struct peer *p,
 static void run_timers(struct rmsg_core *c, struct peer *p, rmsg_time now)
 {
     expire_messages(c, p, now);
+    /* A wake-up late by a scheduler tick (see peer_next_strict) may find
+     * the probe and the retransmission timer both due.  The probe was to
+     * go first, and it holds the timer back for its answer, which usually
+     * makes the timeout (it would shrink the window to nothing) moot. */
+    if (p->tlp_at <= p->rto_at)
+        tail_loss_probe(c, p, now);
     retransmission_timer(c, p, now);
     tail_loss_probe(c, p, now);
     if (p->rack_at <= now)

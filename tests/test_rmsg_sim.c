@@ -1217,6 +1217,40 @@ static void test_fragments_placed_ahead_of_gap(void)
     sim_free(sim);
 }
 
+/* A sender that wakes late (an endpoint's coarse sleep may overshoot by a
+ * scheduler tick) can find the tail loss probe and the retransmission
+ * timer both due.  The probe was due first and goes first; its answer
+ * arrives before the timer it restarted, so there is no timeout, which
+ * would have shrunk the window to its minimum for a lost acknowledgment.
+ * Here node 1 sends eleven fragments and then hears nothing (silent: the
+ * acknowledgments are lost) until 30 ms later, long past both. */
+static void test_late_wakeup_probes_first(void)
+{
+    struct rmsg_config cfg;
+    rmsg_config_default(&cfg);
+    struct sim_faults f = {.delay_us = 500};
+    struct sim *sim = sim_new(2, &cfg, &f, 31);
+    CU_ASSERT_EQUAL_FATAL(exchange(sim, 1, 1), 1);
+    struct rmsg_stats before, after;
+    CU_ASSERT_EQUAL(rmsg_core_stats(sim_core(sim, 1), NULL, &before), 0);
+    CU_ASSERT(send_notify(sim, 1, 0, 14000, 3, RMSG_NEVER) > 0);
+    run_for(sim, 300); /* all leave; no acknowledgment is back yet */
+    CU_ASSERT_EQUAL(rmsg_core_stats(sim_core(sim, 1), NULL, &after), 0);
+    CU_ASSERT_EQUAL(after.in_flight, 11); /* 10 of 1354 bytes and the rest */
+    sim_silence(sim, 1, 1);
+    run_for(sim, 30000);
+    sim_silence(sim, 1, 0);
+    CU_ASSERT_EQUAL(await_message(sim, 0), 14000);
+    rmsg_time end = sim_now(sim) + 1000000;
+    while (rmsg_core_pending(sim_core(sim, 1)) > 0 && sim_now(sim) < end)
+        sim_step(sim, sim_now(sim) + 1000);
+    CU_ASSERT_EQUAL(rmsg_core_pending(sim_core(sim, 1)), 0);
+    CU_ASSERT_EQUAL(rmsg_core_stats(sim_core(sim, 1), NULL, &after), 0);
+    CU_ASSERT_EQUAL(after.timeouts, before.timeouts);
+    CU_ASSERT(after.retransmissions > before.retransmissions); /* the probe */
+    sim_free(sim);
+}
+
 /* A fragment that arrived ahead of a gap is held and reported received
  * (selectively acknowledged): its sender will not send it again.  Node 0
  * has 128 KiB for all peers and 120 KB of node 1's messages unread, so
@@ -1572,6 +1606,8 @@ int test_rmsg_sim_register(void)
                      test_send_revives_set_aside_relation) ||
         !CU_add_test(s, "a message larger than recv_total: -EMSGSIZE",
                      test_message_larger_than_recv_total) ||
+        !CU_add_test(s, "a late wake-up sends the probe, not a timeout",
+                     test_late_wakeup_probes_first) ||
         !CU_add_test(s, "fragments ahead of a gap go to their place",
                      test_fragments_placed_ahead_of_gap) ||
         !CU_add_test(s, "a held fragment kept while memory is short",
