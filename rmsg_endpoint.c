@@ -48,6 +48,7 @@
 
 #define BATCH 64 /* datagrams per sendmmsg / recvmmsg */
 #define BLOCK_MIN_US 500 /* shorter waits sleep in ppoll, precisely */
+#define TIMER_MIN_US 200 /* shorter ones, as a pacer's, set their timeout */
 #define BLOCK_MAX_US 3600000000ll /* an hour: longer waits wake and wait on */
 #define SLEPT_US 5 /* a receive that took longer had to sleep for it */
 #define BLOCK_STRICT_US 20000 /* a timer that must not run late is this far
@@ -320,8 +321,13 @@ static int timer_by(struct rmsg_endpoint *ep, rmsg_time until)
 }
 
 /* Sleeps in ppoll, to the microsecond, until a datagram, a wake-up or
- * `until`, `wait` from now (RMSG_NEVER: no end); see timer_by.  Returns
- * how many datagrams it then took from the socket. */
+ * `until`, `wait` from now (RMSG_NEVER: no end).  A wait of TIMER_MIN_US
+ * or more is ended by the timerfd (timer_by), since such a wait (for a
+ * probe, an acknowledgment) is usually cut short by a datagram; a shorter
+ * one, as between two datagrams a pacer spaces out, usually runs to its
+ * end, which costs less as ppoll's own timeout than as two more system
+ * calls for the timerfd.  Returns how many datagrams it then took from
+ * the socket. */
 static int sleep_precisely(struct rmsg_endpoint *ep, rmsg_time wait,
                            rmsg_time until)
 {
@@ -331,7 +337,8 @@ static int sleep_precisely(struct rmsg_endpoint *ep, rmsg_time wait,
         pipe_at = nfds;
         fds[nfds++] = (struct pollfd){.fd = ep->wake[0], .events = POLLIN};
     }
-    if (wait != RMSG_NEVER && timer_by(ep, until) == 0) {
+    if (wait != RMSG_NEVER && wait >= TIMER_MIN_US &&
+        timer_by(ep, until) == 0) {
         timer_at = nfds;
         fds[nfds++] = (struct pollfd){.fd = ep->timer, .events = POLLIN};
         wait = RMSG_NEVER; /* the timerfd ends the sleep */
