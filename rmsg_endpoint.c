@@ -16,9 +16,10 @@
  * counts that timeout in scheduler ticks, so such a timer may fire up to
  * one tick (1 to 10 ms) late.  Waits for the timers that keep a transfer
  * moving (pacing, loss detection, acknowledgments: see
- * rmsg_core_next_strict) sleep in ppoll instead, to the microsecond, with
- * a timerfd (on Linux) that stays set from one sleep to the next, because
- * setting a short timeout afresh for each sleep is what costs (timer_by).
+ * rmsg_core_next_strict) sleep in ppoll instead, to the microsecond; the
+ * longer of those with a timerfd (on Linux) that stays set from one sleep
+ * to the next, because setting a short timeout afresh for each sleep is
+ * what costs when a datagram cuts it short (timer_by).
  *
  * Several threads may call at once.  One lock guards the core.  At most one
  * thread at a time sleeps on the socket (the "poller"); the others sleep on
