@@ -29,22 +29,9 @@ pids=()
 ports=()
 trap 'kill "${pids[@]}" 2> /dev/null; rm -rf "$tmp"' EXIT
 
-for i in "${!builds[@]}"; do
-    b=${builds[$i]}
-    [ -x "$b/tools/rperf" ] || { echo "pinned: no $b/tools/rperf" >&2; exit 1; }
-    taskset -c "$on_server" "$b/tools/rperf" -s -p 0 > "$tmp/server$i" 2>&1 &
-    pids+=($!)
-done
-for i in "${!builds[@]}"; do # each server prints its port when ready
-    p=""
-    for _ in $(seq 50); do
-        p=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$tmp/server$i")
-        [ -n "$p" ] && break
-        sleep 0.1
-    done
-    [ -n "$p" ] || { echo "pinned: ${builds[$i]}: no server" >&2; exit 1; }
-    ports+=("$p")
-done
+# shellcheck source=servers.sh
+. "$(dirname "$0")/servers.sh"
+serve_builds pinned taskset -c "$on_server"
 
 # field NAME: the number of "NAME": in the JSON on stdin.
 field() { sed -n 's/^ *"'"$1"'": \([0-9.e+-]*\),*$/\1/p'; }
