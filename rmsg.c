@@ -2452,10 +2452,13 @@ static void run_timers(struct rmsg_core *c, struct peer *p, rmsg_time now)
      * the probe and the retransmission timer both due.  The probe was to
      * go first, and it holds the timer back for its answer, which usually
      * makes the timeout (it would shrink the window to nothing) moot. */
-    if (p->tlp_at <= p->rto_at)
+    if (p->tlp_at <= p->rto_at) {
         tail_loss_probe(c, p, now);
-    retransmission_timer(c, p, now);
-    tail_loss_probe(c, p, now);
+        retransmission_timer(c, p, now);
+    } else {
+        retransmission_timer(c, p, now);
+        tail_loss_probe(c, p, now);
+    }
     if (p->rack_at <= now)
         detect_losses(c, p, now);
     if (p->ack_at <= now)

@@ -161,11 +161,12 @@ static void collect_events(struct rmsg_endpoint *ep)
  * which stays put until the next call into the core (see
  * rmsg_core_output_parts); a short payload is copied after its header
  * instead (SMALL_BODY), since a datagram in one piece costs the kernel
- * less (a 64-byte round trip 0.1 µs).  With `lead`, for a message just queued, the
- * first datagram leaves alone, at once: a request or a reply is usually
- * the only one, and its round trip waits for it, not for the core to work
- * out whether it has more (which it then does, before batching whatever
- * it has).  Without, as after input, batches are full from the start. */
+ * less (a 64-byte round trip 0.1 µs).  With `lead`, for a message just
+ * queued, the first datagram leaves alone, at once: a request or a reply
+ * is usually the only one, and its round trip waits for it, not for the
+ * core to work out whether it has more (which it then does, before
+ * batching whatever it has).  Without, as after input, batches are full
+ * from the start. */
 static void flush_output(struct rmsg_endpoint *ep, rmsg_time now, int lead)
 {
     for (int round = 0;; round++) {
